@@ -1,0 +1,1 @@
+"""Document stages: each takes an Arrow batch of documents, tags it, and says what to drop."""
