@@ -1,0 +1,444 @@
+"""The run as a sequence of Ray phases over a run directory, each resumable from its markers.
+
+process (Ray Data actor pool, one input file per call) -> dedup (Ray Data groupby over the
+whole run) -> write (documents/ and rejected/ per input file) -> tokenize -> stats.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.config import ConfigError, dump_config
+from pipeline.process import process_file, write_json_atomic, write_parquet_atomic
+from pipeline.stages.base import StageStats, with_reason
+
+log = logging.getLogger(__name__)
+
+PHASES = ["process", "dedup", "write", "tokenize", "stats"]
+ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".wet", ".wet.gz", ".arc", ".arc.gz", ".wat", ".wat.gz")
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """Turn files, folders and globs into a sorted list of archive files; fail on a missing path."""
+    found: set[str] = set()
+    for item in inputs:
+        matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
+        if not matches:
+            raise ConfigError(f"input glob {item!r} matches no file; check the pattern and quote it for the shell")
+        for match in matches:
+            path = Path(match)
+            if path.is_dir():
+                files = [p for p in sorted(path.rglob("*")) if p.is_file() and p.name.lower().endswith(ARCHIVE_SUFFIXES)]
+                if not files:
+                    raise ConfigError(f"input folder {path} holds no WARC, WET or ARC files ({', '.join(ARCHIVE_SUFFIXES)})")
+                found.update(str(p.resolve()) for p in files)
+            elif path.is_file():
+                if not os.access(path, os.R_OK):
+                    raise ConfigError(f"input file {path} is not readable; check its permissions")
+                found.add(str(path.resolve()))
+            else:
+                raise ConfigError(f"input path {path} does not exist; give WARC, WET or ARC files, folders or globs")
+    return sorted(found)
+
+
+def input_key(path: str) -> str:
+    """A file name for an input's outputs: a hash of its path, never text from the archive."""
+    return hashlib.sha1(path.encode("utf-8")).hexdigest()[:16]
+
+
+class RunDirectory:
+    """Paths and completion markers of one run directory."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.state = self.root / "_state"
+        self.process = self.state / "process"
+        self.dedup = self.state / "dedup"
+        self.documents = self.root / "documents"
+        self.rejected = self.root / "rejected"
+        self.tokens = self.root / "tokens"
+
+    def create(self) -> None:
+        for folder in (self.state, self.process, self.dedup, self.documents, self.rejected):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def phase_done(self, phase: str) -> bool:
+        return (self.state / f"{phase}.done").exists()
+
+    def mark_done(self, phase: str, details: dict | None = None) -> None:
+        write_json_atomic(details or {}, self.state / f"{phase}.done")
+
+    def clear_from(self, phase: str) -> None:
+        """Remove the markers of `phase` and every later phase, so they run again."""
+        for later in PHASES[PHASES.index(phase):]:
+            (self.state / f"{later}.done").unlink(missing_ok=True)
+
+
+def check_config_matches(run: RunDirectory, config: dict[str, Any]) -> None:
+    """A rerun on a run directory must use the config that made it, or results would mix."""
+    path = run.root / "config.yaml"
+    if not path.exists():
+        return
+    import yaml
+
+    previous = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if previous != yaml.safe_load(yaml.safe_dump(config, sort_keys=False)):
+        changed = sorted(
+            f"{section}" for section in set(previous) | set(config) if previous.get(section) != config.get(section)
+        )
+        raise ConfigError(
+            f"{path} was written with another configuration (sections differ: {', '.join(changed)}); "
+            "use a new output directory, or the same -c file to resume"
+        )
+
+
+def init_ray(config: dict[str, Any], address: str | None, num_cpus: int | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    ray_config = config["ray"]
+    address = address or ray_config["address"]
+    if address:
+        log.info("joining the Ray cluster at %s", address)
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        return
+    ray.init(
+        num_cpus=num_cpus or ray_config["num_cpus"],
+        include_dashboard=ray_config["include_dashboard"],
+        dashboard_host=ray_config["dashboard_host"],
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        configure_logging=False,
+    )
+
+
+class FileProcessor:
+    """A Ray Data actor: processes one input file per call; models stay loaded between calls."""
+
+    def __init__(self, config: dict[str, Any], out_dir: str):
+        self.config = config
+        self.out_dir = out_dir
+
+    def __call__(self, batch: dict) -> dict:
+        results = []
+        for path, key in zip(batch["path"], batch["key"]):
+            results.append(json.dumps(process_file(str(path), str(key), self.config, self.out_dir)))
+        return {"result": results}
+
+
+def run_process_phase(run: RunDirectory, inputs: list[str], config: dict[str, Any]) -> None:
+    import ray
+
+    pending = [(path, input_key(path)) for path in inputs if not (run.process / f"{input_key(path)}.done").exists()]
+    if len(pending) < len(inputs):
+        log.info("process: %d of %d input files already done, skipping them", len(inputs) - len(pending), len(inputs))
+    if not pending:
+        return
+    concurrency = config["ray"]["process_concurrency"] or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    concurrency = min(concurrency, len(pending))
+    items = [{"path": path, "key": key} for path, key in pending]
+    dataset = ray.data.from_items(items, override_num_blocks=len(items))
+    results = dataset.map_batches(
+        FileProcessor,
+        fn_constructor_kwargs={"config": config, "out_dir": str(run.process)},
+        batch_size=1,
+        concurrency=concurrency,
+        num_cpus=1,
+        max_restarts=-1,
+        max_task_retries=3,
+    )
+    done = 0
+    for row in results.iter_rows():
+        done += 1
+        result = json.loads(row["result"])
+        log.info("process: finished %d/%d %s (%d documents kept)", done, len(pending), result["path"], result["documents_kept"])
+
+
+def kept_parts(run: RunDirectory, inputs: list[str]) -> list[Path]:
+    parts = [run.process / f"{input_key(path)}.kept.parquet" for path in inputs]
+    return [part for part in parts if part.exists()]
+
+
+def read_parquet_columns(path: str, columns: list[str]) -> pa.Table:
+    return pq.read_table(path, columns=columns)
+
+
+def exact_duplicates(group: pa.Table) -> pa.Table:
+    """For one text_hash group, return every member but the survivor (earliest date, then smallest id)."""
+    ids = group.column("id").to_pylist()
+    dates = group.column("date").to_pylist()
+    order = sorted(range(len(ids)), key=lambda i: (dates[i] or "", ids[i]))
+    survivor = ids[order[0]]
+    dropped = [ids[i] for i in order[1:]]
+    return pa.table({
+        "id": pa.array(dropped, pa.string()),
+        "duplicate_of": pa.array([survivor] * len(dropped), pa.string()),
+    })
+
+
+def run_dedup_phase(run: RunDirectory, inputs: list[str], config: dict[str, Any]) -> dict[str, Any]:
+    import ray
+
+    start = time.perf_counter()
+    parts = kept_parts(run, inputs)
+    dedup_config = config["dedup"]
+    summary: dict[str, Any] = {"exact_duplicates": 0, "near_duplicates": 0}
+    exact_path = run.dedup / "exact.parquet"
+    exact_path.unlink(missing_ok=True)
+    if parts and dedup_config["exact"]["enabled"]:
+        # Blocks come from our own read tasks rather than ray.data.read_parquet, whose path
+        # resolution imports fsspec's HTTP filesystem (and so aiohttp) even for local files.
+        read = ray.remote(read_parquet_columns)
+        blocks = [read.remote(str(part), ["id", "date", "text_hash"]) for part in parts]
+        dataset = ray.data.from_arrow_refs(blocks)
+        duplicates = (
+            dataset.groupby("text_hash")
+            .map_groups(exact_duplicates, batch_format="pyarrow")
+            .to_arrow_refs()
+        )
+        tables = [table for table in ray.get(duplicates) if table.num_rows]
+        table = pa.concat_tables(tables) if tables else pa.table({"id": pa.array([], pa.string()), "duplicate_of": pa.array([], pa.string())})
+        write_parquet_atomic(table.sort_by("id"), exact_path)
+        summary["exact_duplicates"] = table.num_rows
+
+    near_path = run.dedup / "near.parquet"
+    near_path.unlink(missing_ok=True)
+    minhash = dedup_config.get("minhash")
+    if parts and minhash and minhash.get("enabled"):
+        from pipeline.dedup import near_dedup
+
+        excluded = set(pq.read_table(exact_path, columns=["id"]).column("id").to_pylist()) if exact_path.exists() else set()
+        survivors = []
+        work = run.dedup / "near-work"
+        work.mkdir(exist_ok=True)
+        for part in parts:
+            table = pq.read_table(part, columns=["id", "date", "text"])
+            if excluded:
+                table = table.filter(pc.invert(pc.is_in(table.column("id"), pa.array(sorted(excluded), pa.string()))))
+            survivor_path = work / f"input-{part.name}"
+            write_parquet_atomic(table, survivor_path)
+            survivors.append(str(survivor_path))
+        clusters = near_dedup(survivors, minhash, str(work))
+        write_parquet_atomic(clusters, near_path)
+        summary["near_duplicates"] = int(pc.sum(clusters.column("duplicate")).as_py() or 0)
+        shutil.rmtree(work, ignore_errors=True)
+
+    summary["seconds"] = round(time.perf_counter() - start, 4)
+    return summary
+
+
+def load_dedup_results(run: RunDirectory) -> tuple[dict[str, str], dict[str, tuple[str, bool]]]:
+    exact: dict[str, str] = {}
+    near: dict[str, tuple[str, bool]] = {}
+    exact_path = run.dedup / "exact.parquet"
+    if exact_path.exists():
+        table = pq.read_table(exact_path)
+        exact = dict(zip(table.column("id").to_pylist(), table.column("duplicate_of").to_pylist()))
+    near_path = run.dedup / "near.parquet"
+    if near_path.exists():
+        table = pq.read_table(near_path)
+        clusters = [str(value) for value in table.column("dedup_cluster").to_pylist()]
+        near = dict(zip(table.column("id").to_pylist(), zip(clusters, table.column("duplicate").to_pylist())))
+    return exact, near
+
+
+def run_write_phase(run: RunDirectory, inputs: list[str]) -> dict[str, Any]:
+    """Write documents/<key>.parquet and rejected/<key>.parquet for every input file."""
+    # NOTE: the dedup decisions are loaded into the driver as dicts keyed by document id;
+    # that holds tens of millions of ids in memory, not billions.
+    start = time.perf_counter()
+    exact, near = load_dedup_results(run)
+    stats = StageStats(stage="dedup")
+    for path in inputs:
+        key = input_key(path)
+        kept_path = run.process / f"{key}.kept.parquet"
+        rejected_path = run.process / f"{key}.rejected.parquet"
+        rejected_tables = [pq.read_table(rejected_path)] if rejected_path.exists() else []
+        if kept_path.exists():
+            table = pq.read_table(kept_path)
+            table, dropped = apply_dedup(table, exact, near, stats)
+            if table.num_rows:
+                write_parquet_atomic(table, run.documents / f"{key}.parquet")
+            if dropped is not None:
+                rejected_tables.append(dropped)
+        if rejected_tables:
+            rejected = pa.concat_tables(rejected_tables, promote_options="default")
+            write_parquet_atomic(rejected, run.rejected / f"{key}.parquet")
+    stats.seconds = time.perf_counter() - start
+    return stats.to_dict()
+
+
+def apply_dedup(table: pa.Table, exact: dict[str, str], near: dict[str, tuple[str, bool]], stats: StageStats):
+    from pipeline.stages.base import text_bytes
+
+    ids = table.column("id").to_pylist()
+    clusters, reasons = [], []
+    for doc_id in ids:
+        if doc_id in exact:
+            clusters.append(exact[doc_id])
+            reasons.append("exact_duplicate")
+        elif doc_id in near:
+            cluster, duplicate = near[doc_id]
+            clusters.append(cluster)
+            reasons.append("near_duplicate" if duplicate else None)
+        else:
+            clusters.append(doc_id)
+            reasons.append(None)
+    table = table.append_column("dedup_cluster", pa.array(clusters, pa.string()))
+    stats.documents_in += table.num_rows
+    stats.bytes_in += text_bytes(table)
+    keep = pa.array([reason is None for reason in reasons])
+    kept = table.filter(keep)
+    stats.documents_out += kept.num_rows
+    stats.bytes_out += text_bytes(kept)
+    dropped_reasons = [reason for reason in reasons if reason is not None]
+    for reason in dropped_reasons:
+        stats.dropped[reason] = stats.dropped.get(reason, 0) + 1
+    dropped = with_reason(table.filter(pc.invert(keep)), "dedup", dropped_reasons) if dropped_reasons else None
+    return kept, dropped
+
+
+def document_parts(run: RunDirectory, inputs: list[str]) -> list[str]:
+    parts = [run.documents / f"{input_key(path)}.parquet" for path in inputs]
+    return [str(part) for part in parts if part.exists()]
+
+
+def run_tokenize_phase(run: RunDirectory, inputs: list[str], config: dict[str, Any]) -> dict[str, Any]:
+    from pipeline.tokenize import tokenize_phase
+
+    work = run.state / "tokenize"
+    work.mkdir(exist_ok=True)
+    return tokenize_phase(document_parts(run, inputs), str(run.tokens), config["tokenize"], str(work))
+
+
+def merge_stats(run: RunDirectory, inputs: list[str], started: str) -> dict[str, Any]:
+    """Sum the per-file stage counts and add the run-wide phases, in run order."""
+    stages: dict[str, StageStats] = {}
+    files: dict[str, Any] = {}
+    for path in inputs:
+        stats_path = run.process / f"{input_key(path)}.stats.json"
+        if not stats_path.exists():
+            continue
+        result = json.loads(stats_path.read_text(encoding="utf-8"))
+        files[path] = {**result["read"], "documents_kept": result["documents_kept"], "seconds": result["seconds"]}
+        for entry in result["stages"]:
+            stages.setdefault(entry["stage"], StageStats(stage=entry["stage"])).add(StageStats.from_dict(entry))
+    ordered = [stats.to_dict() for stats in stages.values()]
+
+    phase_details = {}
+    for phase in ("dedup", "write", "tokenize"):
+        marker = run.state / f"{phase}.done"
+        phase_details[phase] = json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else {}
+    if phase_details["write"].get("stage") == "dedup":
+        ordered.append({**phase_details["write"], "seconds": round(phase_details["write"]["seconds"] + phase_details["dedup"].get("seconds", 0.0), 4)})
+
+    tokens = phase_details["tokenize"]
+    documents_kept = ordered[-1]["documents_out"] if ordered else 0
+    finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return {
+        "run": {
+            "run_dir": str(run.root.resolve()),
+            "inputs": inputs,
+            "started": started,
+            "finished": finished,
+            "seconds": round((datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds(), 3),
+            "documents_kept": documents_kept,
+            "tokens": tokens.get("train_tokens", 0) + tokens.get("val_tokens", 0),
+        },
+        "stages": ordered,
+        "files": files,
+        "dedup": phase_details["dedup"],
+        "tokens": tokens,
+    }
+
+
+def run_pipeline(inputs: list[str], run_dir: str, config: dict[str, Any], phase: str | None = None,
+                 address: str | None = None, num_cpus: int | None = None) -> dict[str, Any]:
+    """Run every unfinished phase (or only `phase`) of the pipeline; return the stats."""
+    inputs = expand_inputs(inputs)
+    run = RunDirectory(run_dir)
+    check_config_matches(run, config)
+    run.create()
+    state_inputs = run.state / "inputs.json"
+    if state_inputs.exists() and json.loads(state_inputs.read_text(encoding="utf-8")) != inputs:
+        # New input files invalidate the run-wide phases; finished files stay finished.
+        run.clear_from("dedup")
+    write_json_atomic(inputs, state_inputs)
+    dump_config(config, run.root / "config.yaml")
+    started_path = run.state / "started"
+    if not started_path.exists():
+        started_path.write_text(datetime.now(timezone.utc).isoformat(timespec="seconds"), encoding="utf-8")
+    started = started_path.read_text(encoding="utf-8")
+
+    phases = [phase] if phase else PHASES
+    if phase:
+        check_earlier_phases(run, phase)
+        run.clear_from(phase)
+    init_ray(config, address, num_cpus)
+    log.info("run %s: %d input files, phases %s", run.root, len(inputs), ", ".join(phases))
+
+    for name in phases:
+        if name != "stats" and run.phase_done(name):
+            log.info("%s: already done, skipping", name)
+            continue
+        log.info("%s: starting", name)
+        phase_start = time.perf_counter()
+        details = run_phase(name, run, inputs, config, started)
+        # Later phases read this phase's output, so their old markers no longer hold.
+        later = PHASES[PHASES.index(name) + 1:]
+        if later:
+            run.clear_from(later[0])
+        run.mark_done(name, details)
+        log.info("%s: done in %.1f s", name, time.perf_counter() - phase_start)
+    return json.loads((run.root / "stats.json").read_text(encoding="utf-8"))
+
+
+def check_earlier_phases(run: RunDirectory, phase: str) -> None:
+    if phase not in PHASES:
+        raise ConfigError(f"unknown phase {phase!r}; phases are {', '.join(PHASES)}")
+    missing = [earlier for earlier in PHASES[:PHASES.index(phase)] if not run.phase_done(earlier)]
+    if missing:
+        raise ConfigError(f"phase {phase} needs {', '.join(missing)} done first in {run.root}; run those phases first")
+
+
+def run_phase(name: str, run: RunDirectory, inputs: list[str], config: dict[str, Any], started: str) -> dict[str, Any]:
+    if name == "process":
+        run_process_phase(run, inputs, config)
+        return {"files": len(inputs)}
+    if name == "dedup":
+        return run_dedup_phase(run, inputs, config)
+    if name == "write":
+        return run_write_phase(run, inputs)
+    if name == "tokenize":
+        if not config["tokenize"]["enabled"]:
+            return {}
+        return run_tokenize_phase(run, inputs, config)
+    stats = merge_stats(run, inputs, started)
+    write_json_atomic(stats, run.root / "stats.json")
+    write_report(run)
+    return {}
+
+
+def write_report(run: RunDirectory) -> None:
+    try:
+        from pipeline.report import write_report as render
+    except ImportError:
+        return
+    try:
+        render(str(run.root), str(run.root / "report.html"))
+    except Exception:  # the report is a view of finished outputs; a bug in it must not fail the run
+        log.exception("writing %s failed; the run's outputs and stats.json are complete", run.root / "report.html")

@@ -1,0 +1,1 @@
+"""Archive readers: WARC, WET and ARC records to candidate documents."""
