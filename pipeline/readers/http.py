@@ -32,6 +32,8 @@ def dechunk(body: bytes) -> bytes:
     while position < len(body):
         line_end = body.find(b"\n", position)
         if line_end < 0:
+            if first:
+                return body
             break
         size_text = body[position:line_end].split(b";", 1)[0].strip()
         try:

@@ -198,27 +198,31 @@ class WarcReader:
             try:
                 for record in iterator:
                     stats.records += 1
-                    candidate = self.candidate_from_warcio(record, iterator.get_record_offset(), str(path), stats)
+                    candidate = self.candidate_from_warcio(record, str(path), stats)
                     if candidate is not None:
+                        # warcio's get_record_offset() consumes the record, so it is read last.
+                        candidate.source_offset = int(iterator.get_record_offset())
+                        if candidate.id.endswith(":>"):
+                            candidate.id = candidate.id[:-1] + f"{candidate.source_offset}>"
                         yield candidate
             except (ArchiveLoadFailed, OSError, ValueError, EOFError) as error:
                 stats.errors.append(f"read stopped after {stats.records} records: {error}")
                 log.warning("%s: read stopped after %d records: %s", path, stats.records, error)
 
-    def candidate_from_warcio(self, record, offset: int, source_file: str, stats: ReadStats) -> Candidate | None:
+    def candidate_from_warcio(self, record, source_file: str, stats: ReadStats) -> Candidate | None:
         if record.rec_type != "response":
             stats.skipped[f"record_{record.rec_type}"] += 1
             return None
         headers = record.rec_headers
         # warcio invents a random WARC-Record-ID for ARC records; a name from the file and
-        # offset keeps ids stable across reruns.
-        record_id = f"<urn:arc:{Path(source_file).name}:{offset}>"
+        # offset (filled in by read_arc) keeps ids stable across reruns.
+        record_id = f"<urn:arc:{Path(source_file).name}:>"
         candidate = Candidate(
             id=record_id,
             url=headers.get_header("WARC-Target-URI") or "",
             date=headers.get_header("WARC-Date") or "",
             source_file=source_file,
-            source_offset=int(offset),
+            source_offset=-1,
             truncated=bool(headers.get_header("WARC-Truncated")),
         )
         if record.http_headers is None:

@@ -89,7 +89,7 @@ class Extract:
         # Invalid bytes become U+FFFD, so the text is valid UTF-8 whatever the input.
         decoded = html.decode(charset, errors="replace").replace("\x00", "").lstrip("\ufeff")
         tree = HTMLTree.parse(decoded)
-        text = extract_plain_text(tree, **self.options).strip()
+        text = extract_plain_text(tree, **self.options).replace("\ufeff", "").strip()
         if len(text) < self.min_text_chars:
             return text, charset, source, "empty_text"
         return text, charset, source, None
