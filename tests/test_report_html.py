@@ -1,0 +1,121 @@
+"""The run report's HTML without a browser: sections, partial runs, escaping and histogram ranges."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.report import plots, rundir, write_report
+from pipeline.report.signals import Threshold
+from test_report_rundir import HOSTILE_TEXT, HOSTILE_URL, report_run_dir  # noqa: F401  (the run fixture)
+
+
+class PageParser(HTMLParser):
+    """Collect the tags, plot names and sample reasons of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[str] = []
+        self.plots: list[str] = []
+        self.sample_reasons: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        self.tags.append(tag)
+        if tag == "img":
+            self.plots.append(attributes.get("data-plot"))
+        if attributes.get("class") == "sample":
+            self.sample_reasons.append(attributes.get("data-reason"))
+
+
+def render(run_dir, out) -> tuple[str, PageParser]:
+    write_report(str(run_dir), str(out))
+    page = out.read_text(encoding="utf-8")
+    parser = PageParser()
+    parser.feed(page)
+    return page, parser
+
+
+def test_report_empty_run_dir(tmp_path):
+    page, parser = render(tmp_path, tmp_path / "report.html")
+    assert "no stats.json with stages" in page
+    assert parser.plots == []
+    assert parser.tags.count("h2") == 10
+
+
+def test_report_creates_output_folder(tmp_path):
+    write_report(str(tmp_path), str(tmp_path / "new" / "folder" / "report.html"))
+    assert (tmp_path / "new" / "folder" / "report.html").is_file()
+    assert list((tmp_path / "new" / "folder").iterdir()) == [tmp_path / "new" / "folder" / "report.html"]
+
+
+def test_report_stats_only(tmp_path):
+    stats = {"stages": [{"stage": "read", "documents_in": 5, "documents_out": 3, "bytes_in": 0, "bytes_out": 30,
+                         "dropped": {"not_html": 2}, "seconds": 0.5}],
+             "files": {"a.warc.gz": {"records": 5, "documents": 3, "skipped": {}, "errors": ["bad record"], "seconds": 0.5}}}
+    (tmp_path / "stats.json").write_text(json.dumps(stats))
+    page, parser = render(tmp_path, tmp_path / "report.html")
+    assert parser.plots == ["funnel", "drops", "throughput"]
+    assert "no tokens/manifest.json" in page
+    assert "no rejected rows" in page
+    assert "bad record" in page
+
+
+def test_report_full_run_sections(report_run_dir, tmp_path):
+    page, parser = render(report_run_dir, tmp_path / "report.html")
+    assert {"funnel", "drops", "throughput", "languages", "dedup-clusters", "tokens", "hist-doc_words"} <= set(parser.plots)
+    reasons = rundir.value_counts(rundir.parquet_files(report_run_dir, rundir.REJECTED), "reason")
+    assert set(parser.sample_reasons) == set(reasons)
+    assert "invalid WARC header line" in page
+    assert 'class="missing"' not in page.split("<h2>", 1)[1]
+
+
+def test_report_escapes_url_and_text(tmp_path):
+    schema = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.string()), ("stage", pa.string()),
+                        ("reason", pa.string()), ("doc_words", pa.int64())])
+    (tmp_path / "rejected").mkdir()
+    rows = [{"id": "<urn:uuid:1>", "url": HOSTILE_URL, "text": HOSTILE_TEXT, "stage": "gopher_quality",
+             "reason": "min_doc_words<b>", "doc_words": 3}]
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp_path / "rejected" / "k.parquet")
+    page, parser = render(tmp_path, tmp_path / "report.html")
+    assert "script" not in parser.tags
+    assert "b" not in parser.tags
+    assert "&lt;script&gt;alert(&#x27;text&#x27;)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert parser.sample_reasons == ["min_doc_words<b>"]
+
+
+def test_report_makes_no_outside_references(report_run_dir, tmp_path):
+    page, _ = render(report_run_dir, tmp_path / "report.html")
+    assert re.findall(r'(?:src|href)="(?!data:)', page) == []
+    assert "Content-Security-Policy" in page
+
+
+def test_histogram_range_far_threshold_off_scale():
+    values = np.arange(100, 2000, dtype=float)
+    low, high, _ = plots.histogram_range(values, [Threshold("max_doc_words", 100_000, False)])
+    assert high < 3000
+
+
+def test_histogram_range_near_threshold_included():
+    values = np.linspace(0.4, 1.0, 500)
+    low, high, log_scale = plots.histogram_range(values, [Threshold("min_language_score", 0.2, True)])
+    assert low == 0.2
+    assert not log_scale
+
+
+def test_histogram_range_heavy_tail_log_scale():
+    values = np.concatenate([np.full(500, 200.0), np.geomspace(1, 50_000, 100)])
+    _, high, log_scale = plots.histogram_range(values, [])
+    assert log_scale
+    assert high > 10_000
+
+
+def test_histogram_empty_column_renders():
+    uri = plots.histogram("x", np.empty(0), np.empty(0), [Threshold("min_x", 0.5, True)])
+    assert uri.startswith("data:image/png;base64,")
