@@ -61,6 +61,12 @@ def read_vocab_and_merges(vocab_file: str | Path, merges_file: str | Path) -> tu
     return vocab, merges
 
 
+def unmerged_tokens(vocab: dict[str, int], merges: list[tuple[str, str]]) -> list[str]:
+    """Return the multi-byte vocabulary tokens that no merge produces, such as GPT-2's <|endoftext|>."""
+    merged = {left + right for left, right in merges}
+    return [token for token in vocab if len(token) > 1 and token not in merged]
+
+
 def mergeable_ranks(vocab: dict[str, int], merges: list[tuple[str, str]], special_tokens: set[str]) -> dict[bytes, int]:
     """Convert a byte-level BPE vocabulary to tiktoken ranks (token bytes -> id).
 

@@ -50,7 +50,7 @@ def tokenize_phase(parts: list[str], out_dir: str, config: dict, work_dir: str) 
              tokenizer.encoder, tokenizer.vocab_size, tokenizer.dtype)
 
     encode_started = time.perf_counter()
-    encoded = encode_parts(parts, spec, work_dir / "encoded", num_threads=tokenizer.num_threads)
+    encoded = encode_parts(parts, spec, work_dir / "encoded", tokenizer.num_threads, config.get("max_workers"))
     encode_seconds = time.perf_counter() - encode_started
 
     write_started = time.perf_counter()
@@ -127,15 +127,38 @@ def part_key(part: str, tokenizer_sha256: str, spec: dict) -> str:
     return hashlib.sha256(json.dumps(fields).encode("utf-8")).hexdigest()[:20]
 
 
-def encode_parts(parts: list[str], spec: dict, encoded_dir: Path, num_threads: int) -> list[dict]:
-    """Encode every part in a Ray task of its own and return their results in part order."""
+def encode_parts(parts: list[str], spec: dict, encoded_dir: Path, num_threads: int, max_workers: int | None) -> list[dict]:
+    """Encode every part in a Ray task of its own, at most `max_workers` at a time, and return results in part order."""
     import ray
 
     encoded_dir.mkdir(parents=True, exist_ok=True)
     tokenizer_sha256 = files_sha256(spec["files"])
     task = ray.remote(encode_part).options(num_cpus=num_threads)
-    pending = [task.remote(part, spec, str(encoded_dir / part_key(part, tokenizer_sha256, spec))) for part in parts]
-    return ray.get(pending)
+    limit = max_workers or len(parts) or 1
+
+    results: dict = {}
+    in_flight: dict = {}
+    for number, part in enumerate(parts):
+        if len(in_flight) >= limit:
+            collect_finished(in_flight, results, wait_for=1)
+        prefix = str(encoded_dir / part_key(part, tokenizer_sha256, spec))
+        in_flight[task.remote(part, spec, prefix)] = number
+    collect_finished(in_flight, results, wait_for=len(in_flight))
+    return [results[number] for number in range(len(parts))]
+
+
+def collect_finished(in_flight: dict, results: dict, wait_for: int) -> None:
+    """Move at least `wait_for` finished tasks from `in_flight` (ref -> part number) into `results`."""
+    import ray
+
+    done = 0
+    while done < wait_for:
+        ready, _ = ray.wait(list(in_flight), num_returns=1)
+        for ref in ready:
+            number = in_flight.pop(ref)
+            results[number] = ray.get(ref)
+            log.debug("encoded part %d: %s", number, results[number]["part"])
+            done += 1
 
 
 def encode_part(part: str, spec: dict, prefix: str) -> dict:

@@ -20,8 +20,11 @@ from pipeline.tokenize.bpe import (
     EOS_TOKEN,
     GPT2_PATTERN_FAST,
     InconsistentMergesError,
+    byte_to_unicode,
     mergeable_ranks,
     read_vocab_and_merges,
+    token_bytes,
+    unmerged_tokens,
 )
 
 log = logging.getLogger(__name__)
@@ -203,10 +206,23 @@ def tiktoken_ranks_for(document: dict) -> tuple[dict[bytes, int] | None, dict[st
     if any(not token.get("special") for token in added):
         return None, {}, "it has added tokens that are not special"
 
-    special_tokens = {token["content"]: token["id"] for token in added}
+    vocab = model["vocab"]
     merges = [tuple(merge.split(" ")) if isinstance(merge, str) else tuple(merge) for merge in model.get("merges", [])]
+    special_tokens = {token["content"]: token["id"] for token in added}
+    unreachable = [token for token in unmerged_tokens(vocab, merges) if token not in special_tokens]
+    if unreachable and model.get("ignore_merges"):
+        return None, {}, f"{len(unreachable)} tokens come from no merge and ignore_merges is set, e.g. {unreachable[0]!r}"
+
+    # A token that no merge produces is never an encoder output, as in `tokenizers` without
+    # ignore_merges, so tiktoken keeps it only for decoding, as a special token.
+    decoder = {char: byte for byte, char in byte_to_unicode().items()}
+    for token in unreachable:
+        try:
+            special_tokens[token_bytes(token, decoder).decode("utf-8")] = vocab[token]
+        except (ValueError, UnicodeDecodeError):
+            return None, {}, f"token {token!r} comes from no merge and is not valid UTF-8"
     try:
-        ranks = mergeable_ranks(model["vocab"], merges, set(special_tokens))
+        ranks = mergeable_ranks(vocab, merges, set(special_tokens) | set(unreachable))
     except (InconsistentMergesError, ValueError) as error:
         return None, {}, str(error)
     return ranks, special_tokens, ""
