@@ -130,34 +130,22 @@ def split_words(normalized: pa.Array) -> tuple[pa.Array, np.ndarray]:
 def ngram_hashes(word_hashes: np.ndarray, word_offsets: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
     """Hash every word n-gram of every text; return the shingle hashes and per-text offsets.
 
-    A text with fewer than `ngram` words (but at least one) gets one shingle made of all
-    its words, so short texts still compare equal when identical. An empty text gets none.
-    Shingles keep text order and may repeat within a text.
+    A text with fewer than `ngram` words has no shingles, so near-dedup never pairs it;
+    identical short texts are the exact-dedup step's job. Shingles keep text order and
+    may repeat within a text.
     """
     counts = np.diff(word_offsets)
-    total_words = word_hashes.size
-    window_count = max(total_words - ngram + 1, 0)
+    window_count = max(word_hashes.size - ngram + 1, 0)
 
     windows = np.zeros(window_count, dtype=np.uint64)
     for j in range(ngram):
         windows = windows * WORD_MULTIPLIER + word_hashes[j : j + window_count]
     text_of_word = np.repeat(np.arange(counts.size), counts)
     window_ends = word_offsets[1:][text_of_word[:window_count]]
-    windows = windows[np.arange(window_count) + ngram <= window_ends]
+    windows = windows[np.arange(window_count) + ngram <= window_ends]  # drop windows across texts
 
-    full_counts = np.maximum(counts - ngram + 1, 0)
-    short = np.flatnonzero((counts > 0) & (counts < ngram))
-    if short.size:
-        short_hashes = np.zeros(short.size, dtype=np.uint64)
-        for j in range(ngram - 1):
-            has_word = counts[short] > j
-            short_hashes[has_word] = short_hashes[has_word] * WORD_MULTIPLIER + word_hashes[word_offsets[short[has_word]] + j]
-        insert_at = np.r_[0, np.cumsum(full_counts)][short]
-        windows = np.insert(windows, insert_at, short_hashes)
-        full_counts[short] = 1
-
-    shingle_offsets = np.r_[0, np.cumsum(full_counts)].astype(np.int64)
-    return fmix64(windows), shingle_offsets
+    shingle_counts = np.maximum(counts - ngram + 1, 0)
+    return fmix64(windows), np.r_[0, np.cumsum(shingle_counts)].astype(np.int64)
 
 
 def text_shingles(texts: pa.Array | pa.ChunkedArray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
