@@ -29,17 +29,17 @@ def reason_counts(run_dir) -> dict:
 
 
 def test_inspect_reason_shows_only_that_reason(report_run_dir, capsys):
-    code, out, _ = run_inspect(capsys, report_run_dir, "--reason", "min_doc_words", "-n", "500")
+    code, out, _ = run_inspect(capsys, report_run_dir, "--reason", "gopher_min_words", "-n", "500")
     headers = HEADER.findall(out)
     assert code == 0
-    assert len(headers) == reason_counts(report_run_dir)["min_doc_words"]
-    assert {reason for *_, reason in headers} == {"min_doc_words"}
+    assert len(headers) == reason_counts(report_run_dir)["gopher_min_words"]
+    assert {reason for *_, reason in headers} == {"gopher_min_words"}
     assert {status for _, _, status, _, _ in headers} == {"rejected"}
 
 
 def test_inspect_reason_marks_dropping_score(report_run_dir, capsys):
-    _, out, _ = run_inspect(capsys, report_run_dir, "--reason", "min_doc_words", "-n", "3")
-    assert len(re.findall(r"\*doc_words=\d+ \(min 50, max 100000\)", out)) == 3
+    _, out, _ = run_inspect(capsys, report_run_dir, "--reason", "gopher_min_words", "-n", "3")
+    assert len(re.findall(r"\*gopher_word_count=\d+ \(min 50, max 100000\)", out)) == 3
 
 
 def test_inspect_stage_shows_only_that_stage(report_run_dir, capsys):
@@ -48,7 +48,7 @@ def test_inspect_stage_shows_only_that_stage(report_run_dir, capsys):
     assert code == 0
     assert len(headers) == 20
     assert {stage for _, _, _, stage, _ in headers} == {"langid"}
-    assert {reason for *_, reason in headers} <= {"language", "language_score"}
+    assert {reason for *_, reason in headers} <= {"language_not_kept", "language_score_low"}
 
 
 def test_inspect_kept_shows_only_kept(report_run_dir, capsys):
@@ -100,7 +100,7 @@ def test_inspect_no_match_exit_1(report_run_dir, capsys):
 
 
 def test_inspect_kept_with_reason_exit_2(report_run_dir, capsys):
-    code, _, err = run_inspect(capsys, report_run_dir, "--kept", "--reason", "min_doc_words")
+    code, _, err = run_inspect(capsys, report_run_dir, "--kept", "--reason", "gopher_min_words")
     assert code == 2
     assert "--kept cannot be combined" in err
 

@@ -26,8 +26,9 @@ CHROMIUM_FLAGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
 ]
 EXPECTED_PLOTS = {"funnel", "drops", "throughput", "languages", "domains-kept", "domains-rejected", "dedup-clusters", "tokens",
-                  "hist-language_score", "hist-doc_words", "hist-avg_word_length", "hist-symbol_word_ratio",
-                  "hist-stop_words", "hist-dup_line_frac"}
+                  "hist-language_score", "hist-gopher_word_count", "hist-gopher_mean_word_length",
+                  "hist-gopher_hash_word_ratio", "hist-gopher_stop_word_count", "hist-gopher_dup_line_frac",
+                  "hist-quality_score"}
 
 
 def install_chromium() -> None:

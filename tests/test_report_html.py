@@ -68,7 +68,7 @@ def test_report_stats_only(tmp_path):
 
 def test_report_full_run_sections(report_run_dir, tmp_path):
     page, parser = render(report_run_dir, tmp_path / "report.html")
-    assert {"funnel", "drops", "throughput", "languages", "dedup-clusters", "tokens", "hist-doc_words"} <= set(parser.plots)
+    assert {"funnel", "drops", "throughput", "languages", "dedup-clusters", "tokens", "hist-gopher_word_count"} <= set(parser.plots)
     reasons = rundir.value_counts(rundir.parquet_files(report_run_dir, rundir.REJECTED), "reason")
     assert set(parser.sample_reasons) == set(reasons)
     assert "invalid WARC header line" in page
@@ -77,17 +77,17 @@ def test_report_full_run_sections(report_run_dir, tmp_path):
 
 def test_report_escapes_url_and_text(tmp_path):
     schema = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.string()), ("stage", pa.string()),
-                        ("reason", pa.string()), ("doc_words", pa.int64())])
+                        ("reason", pa.string()), ("gopher_word_count", pa.int64())])
     (tmp_path / "rejected").mkdir()
     rows = [{"id": "<urn:uuid:1>", "url": HOSTILE_URL, "text": HOSTILE_TEXT, "stage": "gopher_quality",
-             "reason": "min_doc_words<b>", "doc_words": 3}]
+             "reason": "gopher_min_words<b>", "gopher_word_count": 3}]
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp_path / "rejected" / "k.parquet")
     page, parser = render(tmp_path, tmp_path / "report.html")
     assert "script" not in parser.tags
     assert "b" not in parser.tags
     assert "&lt;script&gt;alert(&#x27;text&#x27;)&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
-    assert parser.sample_reasons == ["min_doc_words<b>"]
+    assert parser.sample_reasons == ["gopher_min_words<b>"]
 
 
 def test_report_makes_no_outside_references(report_run_dir, tmp_path):

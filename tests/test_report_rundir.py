@@ -53,12 +53,18 @@ def gopher_metrics(text: str) -> dict:
     words = text.split()
     lines = [line for line in text.splitlines() if line.strip()]
     return {
-        "doc_words": len(words),
-        "avg_word_length": float(np.mean([len(word) for word in words])) if words else 0.0,
-        "symbol_word_ratio": sum(word.count("#") + word.count("...") for word in words) / max(1, len(words)),
-        "stop_words": sum(word.lower() in STOP_WORDS["en"] for word in words),
-        "dup_line_frac": 1 - len(set(lines)) / len(lines) if lines else 0.0,
+        "gopher_word_count": len(words),
+        "gopher_mean_word_length": float(np.mean([len(word) for word in words])) if words else 0.0,
+        "gopher_hash_word_ratio": sum(word.count("#") for word in words) / max(1, len(words)),
+        "gopher_stop_word_count": sum(word.lower() in STOP_WORDS["en"] for word in words),
+        "gopher_dup_line_frac": 1 - len(set(lines)) / len(lines) if lines else 0.0,
     }
+
+
+def quality_score(document: dict) -> float:
+    """A stand-in for the fastText quality classifier: a seeded score that rises with length."""
+    noise = int(hashlib.md5(document["id"].encode()).hexdigest(), 16) % 1000 / 1000
+    return min(1.0, 0.6 * noise + document["gopher_word_count"] / 4000)
 
 
 def load_documents() -> list[dict]:
@@ -85,16 +91,19 @@ def run_stages(documents: list[dict], config: dict) -> tuple[list[dict], list[di
     quality = config["gopher_quality"]
     checks = [
         ("extract", lambda d: "empty_text" if not d["text"].strip() else None, lambda d: {}),
-        ("langid", lambda d: ("language" if d["language"] not in config["langid"]["languages"] else
-                              "language_score" if d["language_score"] < config["langid"]["min_language_score"] else None),
+        ("langid", lambda d: ("language_not_kept" if d["language"] not in config["langid"]["languages"] else
+                              "language_score_low" if d["language_score"] < config["langid"]["min_language_score"] else None),
          lambda d: dict(zip(("language", "language_score"), guess_language(d["text"].split())))),
-        ("gopher_quality", lambda d: ("min_doc_words" if d["doc_words"] < quality["min_doc_words"] else
-                                      "max_avg_word_length" if d["avg_word_length"] > quality["max_avg_word_length"] else
-                                      "max_symbol_word_ratio" if d["symbol_word_ratio"] > quality["max_symbol_word_ratio"] else
-                                      "min_stop_words" if d["stop_words"] < quality["min_stop_words"] else None),
-         lambda d: {k: v for k, v in gopher_metrics(d["text"]).items() if k != "dup_line_frac"}),
-        ("gopher_repetition", lambda d: "dup_line_frac" if d["dup_line_frac"] > config["gopher_repetition"]["dup_line_frac"] else None,
-         lambda d: {"dup_line_frac": gopher_metrics(d["text"])["dup_line_frac"]}),
+        ("gopher_quality", lambda d: ("gopher_min_words" if d["gopher_word_count"] < quality["min_doc_words"] else
+                                      "gopher_max_mean_word_length" if d["gopher_mean_word_length"] > quality["max_avg_word_length"] else
+                                      "gopher_hash_word_ratio" if d["gopher_hash_word_ratio"] > quality["max_symbol_word_ratio"] else
+                                      "gopher_stop_words" if d["gopher_stop_word_count"] < quality["min_stop_words"] else None),
+         lambda d: {k: v for k, v in gopher_metrics(d["text"]).items() if k != "gopher_dup_line_frac"}),
+        ("gopher_repetition", lambda d: ("gopher_dup_line_frac" if d["gopher_dup_line_frac"] > config["gopher_repetition"]["dup_line_frac"]
+                                         else None),
+         lambda d: {"gopher_dup_line_frac": gopher_metrics(d["text"])["gopher_dup_line_frac"]}),
+        ("classifiers", lambda d: "quality_score_below_min" if d["quality_score"] < config["classifiers"]["models"][0]["min_score"] else None,
+         lambda d: {"quality_score": quality_score(d)}),
     ]
     total_bytes = sum(len(d["text"].encode()) for d in documents)
     stages = [stage_stats("read", sum(READ_DROPS.values()) + len(documents), len(documents), 0, total_bytes, dict(READ_DROPS))]
@@ -128,10 +137,10 @@ def exact_dedup(documents: list[dict]) -> tuple[list[dict], list[dict]]:
     kept, dropped = [], []
     for document in documents:
         seen = document["text"] in cluster_by_text
-        cluster = cluster_by_text.setdefault(document["text"], len(cluster_by_text))
+        cluster = cluster_by_text.setdefault(document["text"], document["id"])
         document = {**document, "dedup_cluster": cluster}
         if seen:
-            dropped.append({**document, "stage": "dedup", "reason": "exact_duplicate"})
+            dropped.append({**document, "duplicate_of": cluster, "stage": "dedup", "reason": "exact_duplicate"})
         else:
             kept.append(document)
     return kept, dropped
@@ -149,9 +158,10 @@ def stage_stats(stage, documents_in, documents_out, bytes_in, bytes_out, dropped
 SCHEMA = pa.schema([
     ("id", pa.string()), ("url", pa.string()), ("date", pa.string()), ("source", pa.string()),
     ("source_file", pa.string()), ("source_offset", pa.int64()), ("text", pa.string()),
-    ("language", pa.string()), ("language_score", pa.float64()), ("doc_words", pa.int64()),
-    ("avg_word_length", pa.float64()), ("symbol_word_ratio", pa.float64()), ("stop_words", pa.int64()),
-    ("dup_line_frac", pa.float64()), ("dedup_cluster", pa.int64()),
+    ("language", pa.string()), ("language_score", pa.float32()), ("gopher_word_count", pa.int64()),
+    ("gopher_mean_word_length", pa.float64()), ("gopher_hash_word_ratio", pa.float64()), ("gopher_stop_word_count", pa.int64()),
+    ("gopher_dup_line_frac", pa.float64()), ("quality_score", pa.float64()), ("dedup_cluster", pa.string()),
+    ("duplicate_of", pa.string()),
 ])
 
 
@@ -287,28 +297,34 @@ def test_url_matcher_invalid_regex_is_substring():
 def test_thresholds_from_config():
     config = load_config()
     found = signals.thresholds(config)
-    assert [t.value for t in found["doc_words"]] == [50, 100000]
-    assert [t.is_minimum for t in found["doc_words"]] == [True, False]
-    assert found["top_2_gram_frac"][0].value == 0.2
+    assert [t.value for t in found["gopher_word_count"]] == [50, 100000]
+    assert [t.is_minimum for t in found["gopher_word_count"]] == [True, False]
+    assert found["gopher_top_2gram_frac"][0].value == 0.2
+    assert found["gopher_alpha_word_frac"][0].is_minimum
     assert found["language_score"][0].key == "langid.min_language_score"
+    assert found["quality_score"] == [signals.Threshold("classifiers.models.0.min_score", 0.1, True)]
+    assert "toxicity_score" not in found
 
 
 def test_thresholds_skip_disabled_section():
     config = load_config(overrides={"gopher_quality": {"enabled": False}})
-    assert "doc_words" not in signals.thresholds(config)
+    assert "gopher_word_count" not in signals.thresholds(config)
     assert "language_score" in signals.thresholds(config)
 
 
-def test_classifier_threshold_from_models_list():
-    config = {"classifiers": {"models": [{"name": "edu", "threshold": 3}, {"name": "junk"}]}}
-    assert signals.thresholds(config)["edu_score"][0].value == 3.0
+def test_classifier_thresholds_from_models_list():
+    config = {"classifiers": {"models": [{"column": "edu_score", "min_score": 0.3, "max_score": 0.9}, {"column": "junk_score"}]}}
+    assert [t.value for t in signals.thresholds(config)["edu_score"]] == [0.3, 0.9]
     assert "junk_score" not in signals.thresholds(config)
 
 
 def test_reason_columns_name_the_score():
-    row = {"doc_words": 12, "avg_word_length": 4.0, "language": "en", "language_score": 0.4}
-    assert signals.reason_columns("min_doc_words", row) == ["doc_words"]
-    assert signals.reason_columns("language_score", row) == ["language", "language_score"]
+    row = {"gopher_word_count": 12, "gopher_mean_word_length": 4.0, "language": "en", "language_score": 0.4,
+           "edu_score": 0.2, "gopher_dup_line_frac": 0.5}
+    assert signals.reason_columns("gopher_min_words", row) == ["gopher_word_count"]
+    assert signals.reason_columns("language_score_low", row) == ["language", "language_score"]
+    assert signals.reason_columns("gopher_dup_line_frac", row) == ["gopher_dup_line_frac"]
+    assert signals.reason_columns("edu_score_below_min", row) == ["edu_score"]
     assert signals.reason_columns("not_html", row) == []
 
 

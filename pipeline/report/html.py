@@ -60,13 +60,14 @@ def render(run: Path) -> str:
     stats = rundir.load_stats(run)
     kept_files = rundir.parquet_files(run, rundir.KEPT)
     rejected_files = rundir.parquet_files(run, rundir.REJECTED)
-    limits = signals.thresholds(rundir.load_run_config(run))
+    config = rundir.load_run_config(run)
+    limits = signals.thresholds(config)
     sections = [
         summary_section(run, stats),
         funnel_section(stats["stages"]),
         drops_section(stats["stages"]),
         throughput_section(stats["stages"]),
-        histograms_section(kept_files, rejected_files, limits, run),
+        histograms_section(kept_files, rejected_files, config, limits, run),
         languages_section(kept_files, rejected_files),
         domains_section(kept_files, rejected_files),
         dedup_section(kept_files, rejected_files),
@@ -175,9 +176,9 @@ def throughput_section(stages: list[dict]) -> str:
     return "\n".join(parts)
 
 
-def histograms_section(kept_files: list[Path], rejected_files: list[Path], limits: dict, run: Path) -> str:
+def histograms_section(kept_files: list[Path], rejected_files: list[Path], config: dict | None, limits: dict, run: Path) -> str:
     parts = ["<h2>Quality signals and classifier scores</h2>"]
-    columns = signals.score_columns(rundir.numeric_columns(kept_files + rejected_files))
+    columns = signals.score_columns(rundir.numeric_columns(kept_files + rejected_files), config)
     if not columns:
         return "\n".join(parts + [missing("no score columns in documents/ or rejected/")])
     if not (run / "config.yaml").exists():
