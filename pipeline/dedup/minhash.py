@@ -15,9 +15,10 @@ from pipeline.dedup.shingles import fmix64
 
 MAX_HASH32 = np.uint32(0xFFFFFFFF)
 BAND_MULTIPLIER = np.uint64(0xD6E8FEB86659FD93)
-# Shingle hashes per slice of the (shingles, num_perm) permutation matrix: 2^17 rows of
-# 128 uint32 values is 64 MiB.
-SLICE_SHINGLES = 1 << 17
+# Shingle hashes per slice of the (num_perm, shingles) permutation matrix. With 128
+# permutations a slice is 4 MiB, small enough to stay in cache between the multiply, the
+# add and the min-reduce; on a 2-core x86 VM this ran twice as fast as 64 MiB slices.
+SLICE_SHINGLES = 1 << 13
 
 
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
