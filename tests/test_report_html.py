@@ -119,3 +119,13 @@ def test_histogram_range_heavy_tail_log_scale():
 def test_histogram_empty_column_renders():
     uri = plots.histogram("x", np.empty(0), np.empty(0), [Threshold("min_x", 0.5, True)])
     assert uri.startswith("data:image/png;base64,")
+
+
+def test_report_all_zero_stages_no_plots(tmp_path):
+    stats = {"stages": [{"stage": "dedup", "documents_in": 0, "documents_out": 0, "bytes_in": 0, "bytes_out": 0,
+                         "dropped": {}, "seconds": 0.01}]}
+    (tmp_path / "stats.json").write_text(json.dumps(stats))
+    page, parser = render(tmp_path, tmp_path / "report.html")
+    assert parser.plots == []
+    assert "no documents entered any stage" in page
+    assert 'data-field="documents_in" data-value="0"' in page

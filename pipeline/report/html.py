@@ -137,7 +137,10 @@ def funnel_section(stages: list[dict]) -> str:
     parts = ["<h2>Funnel</h2>"]
     if not stages:
         return "\n".join(parts + [missing("no stages recorded")])
-    parts.append(image(plots.funnel(stages), "funnel", "documents and bytes after each stage"))
+    if any(stage["documents_in"] for stage in stages):
+        parts.append(image(plots.funnel(stages), "funnel", "documents and bytes after each stage"))
+    else:
+        parts.append(missing("no documents entered any stage"))
     fields = ["documents_in", "documents_out", "bytes_in", "bytes_out"]
     rows = []
     for stage in stages:
@@ -166,9 +169,9 @@ def drops_section(stages: list[dict]) -> str:
 def throughput_section(stages: list[dict]) -> str:
     parts = ["<h2>Throughput per stage</h2>",
              "<p>Seconds are summed over all workers, so a rate is per worker, not for the whole cluster.</p>"]
-    timed = [stage for stage in stages if stage.get("seconds", 0) > 0]
+    timed = [stage for stage in stages if stage.get("seconds", 0) > 0 and stage["documents_in"] > 0]
     if not timed:
-        return "\n".join(parts + [missing("no stage recorded any time")])
+        return "\n".join(parts + [missing("no stage processed documents in measurable time")])
     parts.append(image(plots.throughput(stages), "throughput", "documents per second per stage"))
     rows = [[f'<td class="text">{escape(s["stage"])}</td>', f"{s['seconds']:,.2f}", f"{s['documents_in'] / s['seconds']:,.1f}",
              f"{s['bytes_in'] / s['seconds'] / 1e6:,.2f}"] for s in timed]

@@ -166,8 +166,8 @@ def token_shards(shards: list[dict]) -> str:
 
 
 def throughput(stages: list[dict]) -> str:
-    """Plot documents_in per second of stage time for each stage that recorded any time."""
-    timed = [stage for stage in stages if stage.get("seconds", 0) > 0]
+    """Plot documents_in per second of stage time for each stage that processed documents in measurable time."""
+    timed = [stage for stage in stages if stage.get("seconds", 0) > 0 and stage["documents_in"] > 0]
     rates = [stage["documents_in"] / stage["seconds"] for stage in timed]
     return horizontal_counts([stage["stage"] for stage in timed], rates,
                              "documents per second of stage time", "#5b9e5f")

@@ -34,7 +34,7 @@ SIGNALS: tuple[Signal, ...] = (
     _signal("gopher_ellipsis_word_ratio", ("gopher_quality.max_symbol_word_ratio", "max")),
     _signal("gopher_bullet_line_frac", ("gopher_quality.max_bullet_lines_ratio", "max"), reasons=("gopher_bullet_lines",)),
     _signal("gopher_ellipsis_line_frac", ("gopher_quality.max_ellipsis_lines_ratio", "max"), reasons=("gopher_ellipsis_lines",)),
-    # The key says "max_non_alpha" but the Gopher rule drops documents with too few alphabetic words.
+    # Despite its "max_non_alpha" name, this key is a minimum share of words that contain a letter.
     _signal("gopher_alpha_word_frac", ("gopher_quality.max_non_alpha_words_ratio", "min"), reasons=("gopher_alpha_words",)),
     _signal("gopher_stop_word_count", ("gopher_quality.min_stop_words", "min"), reasons=("gopher_stop_words",)),
     *(_signal(f"gopher_{name}", (f"gopher_repetition.{name}", "max"))
