@@ -54,15 +54,25 @@ CANDIDATE_SCHEMA = pa.schema([
 ])
 
 
-def build_stages(config: dict[str, Any]) -> list[Stage]:
-    stages = []
+def active_stages(config: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Return the (section, module, class) entries of STAGE_REGISTRY that `config` enables."""
+    active = []
     for section, module_name, class_name in STAGE_REGISTRY:
         options = config.get(section)
-        if not options or not options.get("enabled", True):
-            continue
-        module = importlib.import_module(module_name)
-        stage_class = getattr(module, class_name)
-        stages.append(stage_class(**{key: value for key, value in options.items() if key != "enabled"}))
+        if options and options.get("enabled", True):
+            active.append((section, module_name, class_name))
+    return active
+
+
+def stage_class(module_name: str, class_name: str):
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def build_stages(config: dict[str, Any], specs: list[tuple[str, str, str]] | None = None) -> list[Stage]:
+    stages = []
+    for section, module_name, class_name in specs if specs is not None else active_stages(config):
+        options = config[section]
+        stages.append(stage_class(module_name, class_name)(**{key: value for key, value in options.items() if key != "enabled"}))
     return stages
 
 
@@ -121,50 +131,98 @@ def concat(tables: list[pa.Table]) -> pa.Table | None:
     return pa.concat_tables(tables, promote_options="default")
 
 
-def process_file(path: str, key: str, config: dict[str, Any], out_dir: str) -> dict[str, Any]:
-    """Run the per-document stages over one archive; write `<key>.*` into `out_dir`; return its stats."""
-    start = time.perf_counter()
-    out = Path(out_dir)
-    read_config = config["read"]
-    reader = WarcReader(
+class FileResult:
+    """The outputs of one input file, gathered batch by batch (in order) from one or more runs."""
+
+    def __init__(self, stage_names: list[str]):
+        self.read_stats = ReadStats()
+        self.read_stage = StageStats(stage="read")
+        self.stage_stats = {name: StageStats(stage=name) for name in stage_names}
+        self.kept_tables: list[pa.Table] = []
+        self.rejected_tables: list[pa.Table] = []
+
+    def add_batch(self, kept: pa.Table | None, rejected: list[pa.Table], stage_stats: list[StageStats],
+                  read_seconds: float, read_bytes: int) -> None:
+        if kept is not None and kept.num_rows:
+            self.kept_tables.append(kept)
+        self.rejected_tables.extend(table for table in rejected if table.num_rows)
+        for stats in stage_stats:
+            self.stage_stats[stats.stage].add(stats)
+        self.read_stage.seconds += read_seconds
+        self.read_stage.bytes_out += read_bytes
+
+
+def process_batch(candidates: list[Candidate], stages: list[Stage]):
+    """Run the stages over one batch; return (kept, rejected tables, stage stats, read bytes out)."""
+    table = candidates_to_table(candidates)
+    rejected_tables = []
+    dropped_at_read = [c.reason for c in candidates if c.reason is not None]
+    if dropped_at_read:
+        mask = pa.array([c.reason is not None for c in candidates])
+        rejected_tables.append(with_reason(table.filter(mask).drop_columns(["html"]), "read", dropped_at_read))
+        table = table.filter(pa.array([c.reason is None for c in candidates]))
+    read_bytes = sum(len(c.html or b"") + len((c.text or "").encode()) for c in candidates if c.reason is None)
+
+    kept, rejected, batch_stats = apply_stages(stages, table)
+    rejected_tables.extend(rejected)
+    if kept.num_rows:
+        kept = kept.append_column("text_hash", pa.array([text_hash(t) for t in kept.column("text").to_pylist()]))
+    return kept, rejected_tables, batch_stats, read_bytes
+
+
+def make_reader(read_config: dict[str, Any], progress=None) -> WarcReader:
+    return WarcReader(
         content_types=read_config["content_types"],
         keep_wet_conversions=read_config["keep_wet_conversions"],
         max_body_bytes=read_config["max_body_bytes"],
+        resync=read_config.get("resync", True),
+        progress=progress,
     )
+
+
+def process_file(path: str, key: str, config: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    """Run the per-document stages over one archive; write `<key>.*` into `out_dir`; return its stats.
+
+    With `read.isolate` (the default) the work runs in a child process, so that a crash or a
+    stuck record in native code costs one record (`failed_records`) instead of the file.
+    """
+    start = time.perf_counter()
+    specs = active_stages(config)
+    # Stage names are class attributes, so the parent learns them without loading models.
+    stage_names = [stage_class(module_name, class_name).name for _, module_name, class_name in specs]
+    result = FileResult(stage_names)
+    if config["read"].get("isolate", True):
+        from pipeline.isolate import process_isolated
+
+        process_isolated(path, config, specs, result)
+    else:
+        process_in_place(path, config, result)
+    return write_outputs(path, key, out_dir, result, stage_names, time.perf_counter() - start)
+
+
+def process_in_place(path: str, config: dict[str, Any], result: FileResult) -> None:
+    reader = make_reader(config["read"])
     stages = build_stages(config)
-    read_stats = ReadStats()
-    read_stage = StageStats(stage="read")
-    stage_stats = {stage.name: StageStats(stage=stage.name) for stage in stages}
-    kept_tables: list[pa.Table] = []
-    rejected_tables: list[pa.Table] = []
-
     read_start = time.perf_counter()
-    for candidates in batches(reader.read(path, read_stats), BATCH_RECORDS):
-        table = candidates_to_table(candidates)
-        read_stage.seconds += time.perf_counter() - read_start
-        dropped_at_read = [c.reason for c in candidates if c.reason is not None]
-        if dropped_at_read:
-            mask = pa.array([c.reason is not None for c in candidates])
-            rejected = with_reason(table.filter(mask).drop_columns(["html"]), "read", dropped_at_read)
-            rejected_tables.append(rejected)
-            table = table.filter(pa.array([c.reason is None for c in candidates]))
-        read_stage.bytes_out += sum(len(c.html or b"") + len((c.text or "").encode()) for c in candidates if c.reason is None)
-
-        kept, rejected, batch_stats = apply_stages(stages, table)
-        for stats in batch_stats:
-            stage_stats[stats.stage].add(stats)
-        rejected_tables.extend(rejected)
-        if kept.num_rows:
-            kept = kept.append_column("text_hash", pa.array([text_hash(t) for t in kept.column("text").to_pylist()]))
-            kept_tables.append(kept)
+    for candidates in batches(reader.read(path, result.read_stats), BATCH_RECORDS):
+        read_seconds = time.perf_counter() - read_start
+        kept, rejected, batch_stats, read_bytes = process_batch(candidates, stages)
+        result.add_batch(kept, rejected, batch_stats, read_seconds, read_bytes)
         read_start = time.perf_counter()
 
+
+def write_outputs(path: str, key: str, out_dir: str, result: FileResult, stage_names: list[str],
+                  seconds: float) -> dict[str, Any]:
+    out = Path(out_dir)
+    read_stats = result.read_stats
+    read_stage = result.read_stage
     read_stage.documents_in = read_stats.records
     read_stage.documents_out = read_stats.documents
     read_stage.dropped = dict(read_stats.skipped)
 
-    kept_table = concat(kept_tables)
-    rejected_table = concat(rejected_tables)
+    # A file whose rows were all rejected writes no kept file (and the reverse), never an empty one.
+    kept_table = concat(result.kept_tables)
+    rejected_table = concat(result.rejected_tables)
     if kept_table is not None:
         write_parquet_atomic(kept_table, out / f"{key}.kept.parquet")
     if rejected_table is not None:
@@ -172,16 +230,16 @@ def process_file(path: str, key: str, config: dict[str, Any], out_dir: str) -> d
             rejected_table = rejected_table.drop_columns(["html"])
         write_parquet_atomic(rejected_table, out / f"{key}.rejected.parquet")
 
-    result = {
+    output = {
         "path": path,
         "key": key,
         "read": read_stats.to_dict(),
-        "stages": [read_stage.to_dict()] + [stage_stats[stage.name].to_dict() for stage in stages],
+        "stages": [read_stage.to_dict()] + [result.stage_stats[name].to_dict() for name in stage_names],
         "documents_kept": kept_table.num_rows if kept_table is not None else 0,
         "bytes_kept": text_bytes(kept_table) if kept_table is not None else 0,
-        "seconds": round(time.perf_counter() - start, 4),
+        "seconds": round(seconds, 4),
     }
-    write_json_atomic(result, out / f"{key}.stats.json")
+    write_json_atomic(output, out / f"{key}.stats.json")
     (out / f"{key}.done").write_text("", encoding="utf-8")
-    log.info("%s: %d records, %d documents kept in %.1f s", path, read_stats.records, result["documents_kept"], result["seconds"])
-    return result
+    log.info("%s: %d records, %d documents kept in %.1f s", path, read_stats.records, output["documents_kept"], output["seconds"])
+    return output

@@ -66,13 +66,19 @@ def looks_binary(body: bytes) -> bool:
     return head.count(b"\x00") > len(head) // 100
 
 
+def longest_line(body: bytes) -> int:
+    """Return the length in bytes of the longest line of `body` (lines end at LF or CR)."""
+    return max(len(line) for line in body.replace(b"\r", b"\n").split(b"\n"))
+
+
 class Extract:
     """Adds `text` (and `charset`, `charset_source`) from the `html` bytes of each row."""
 
     name = "extract"
 
     def __init__(self, main_content: bool = True, preserve_formatting: bool = True, list_bullets: bool = True,
-                 alt_texts: bool = False, min_text_chars: int = 1, **unused):
+                 alt_texts: bool = False, min_text_chars: int = 1, max_html_bytes: int = 5_000_000,
+                 max_line_bytes: int = 1_000_000, **unused):
         self.options = dict(
             main_content=main_content,
             preserve_formatting=preserve_formatting,
@@ -80,11 +86,17 @@ class Extract:
             alt_texts=alt_texts,
         )
         self.min_text_chars = min_text_chars
+        self.max_html_bytes = max_html_bytes
+        self.max_line_bytes = max_line_bytes
 
     def extract_one(self, html: bytes, http_charset: str | None) -> tuple[str, str, str, str | None]:
         """Return (text, charset, charset_source, reason)."""
         if looks_binary(html):
             return "", "", "", "binary_body"
+        if len(html) > self.max_html_bytes:
+            return "", "", "", "html_too_large"
+        if len(html) > self.max_line_bytes and longest_line(html) > self.max_line_bytes:
+            return "", "", "", "line_too_long"
         charset, source = choose_charset(html, http_charset)
         # Invalid bytes become U+FFFD, so the text is valid UTF-8 whatever the input.
         decoded = html.decode(charset, errors="replace").replace("\x00", "").lstrip("\ufeff")
