@@ -1,7 +1,7 @@
 """Byte-level BPE vocabularies as tiktoken rank tables, read offline from local files.
 
-GPT-2 stores tokens as strings in which every byte is mapped to a printable character
-(`byte_to_unicode`); tiktoken wants the raw bytes and a rank per token instead.
+GPT-2 files store each token as a string with one printable character per byte
+(`byte_to_unicode`). tiktoken takes the raw bytes and a rank per token instead.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def mergeable_ranks(vocab: dict[str, int], merges: list[tuple[str, str]], specia
 
     tiktoken merges the adjacent pair whose result has the lowest id, while the reference
     BPE merges the pair that comes first in the merge list. The two agree when every
-    multi-byte token is the result of exactly one merge and ids increase with merge order;
-    anything else raises InconsistentMergesError, and the caller encodes with `tokenizers`.
+    multi-byte token is the result of exactly one merge and ids increase with merge order.
+    Any other vocabulary raises InconsistentMergesError, so the caller encodes with `tokenizers`.
     """
     decoder = {char: byte for byte, char in byte_to_unicode().items()}
     ranks = {token_bytes(token, decoder): token_id for token, token_id in vocab.items() if token not in special_tokens}

@@ -1,8 +1,8 @@
 """The tokenize phase: kept documents (Parquet parts) to token shards in RUN_DIR/tokens/.
 
-Ray tasks encode one part each into work_dir; the driver then orders the documents (a
-seeded hash of the id picks the split, a seeded permutation the order) and streams their
-ids into shards, so the output depends only on the parts, the config and the tokenizer.
+Ray tasks encode one part each into work_dir. The driver then picks each document's split
+by a seeded hash of its id, orders each split by a seeded permutation and streams the ids
+into shards. The output depends only on the parts, the config and the tokenizer.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def tokenize_phase(parts: list[str], out_dir: str, config: dict, work_dir: str) 
 
     spec = tokenizer_spec(parts, config, work_dir)
     tokenizer = load_tokenizer(spec)
-    if tokenizer.encoder == "tiktoken" and spec["format"] == "tokenizer-json":
+    if tokenizer.encoder == "tiktoken" and tokenizer.name != "gpt2":
         spec, tokenizer = verify_tiktoken_ids(spec, tokenizer, parts)
     log.info("tokenizing %d parts with %s (%s, vocabulary %d, %s shards)", len(parts), tokenizer.name,
              tokenizer.encoder, tokenizer.vocab_size, tokenizer.dtype)

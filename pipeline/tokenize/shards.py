@@ -40,7 +40,7 @@ class ShardWriter:
     """Write one split's token stream as shards of `shard_tokens` tokens each.
 
     `add_document` streams a document's ids (EOS included) into the open shard and cuts
-    it at the shard boundary; every piece gets one index offset and one row in `pieces`.
+    it at the shard boundary. Every piece gets one index offset and one row in `pieces`.
     """
 
     def __init__(self, out_dir: Path, split: str, shard_tokens: int, dtype: np.dtype):

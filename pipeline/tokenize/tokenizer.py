@@ -114,8 +114,8 @@ def build_gpt2(name: str, files: list[str], eos_token: str, num_threads: int) ->
     try:
         ranks = mergeable_ranks(vocab, merges, set(special_tokens))
     except InconsistentMergesError as error:
-        # NOTE: tiktoken is the only encoder for vocab/merges files; a tokenizer.json takes the fallback path.
-        raise ValueError(f"{files[0]}: {error}; convert it to a tokenizer.json and use tokenizer: hf") from error
+        log.info("encoding with tokenizers, not tiktoken, for %s: %s", files[0], error)
+        return build_hf_from_vocab_and_merges(name, files, eos_token, num_threads)
     encoding = tiktoken_encoding(name, ranks, special_tokens)
     return Tokenizer(
         name=name,
@@ -185,7 +185,7 @@ def tiktoken_ranks_for(document: dict) -> tuple[dict[bytes, int] | None, dict[st
 
     That holds for a byte-level BPE with GPT-2's regex, no normalizer, no added tokens
     other than special ones, and merges consistent with ids. Otherwise the ranks are None
-    and the string says why.
+    and the returned string gives the reason.
     """
     model = document.get("model") or {}
     pre_tokenizer = document.get("pre_tokenizer") or {}
@@ -247,11 +247,12 @@ def _load_cached(spec_json: str) -> Tokenizer:
 def load_tokenizer(source: dict | str | Path, base_dir: str | Path | None = None) -> Tokenizer:
     """Return the tokenizer a config section, a spec, a manifest or a tokens/ folder describes.
 
-    - a `tokenize` config section: `tokenizer` is gpt2 (optionally with vocab_file and
-      merges_file) or hf (with tokenizer_file); train-bpe exists only after a run, so
-      load it from that run's tokens/ folder;
+    - a `tokenize` config section, whose `tokenizer` is gpt2 (optionally with vocab_file
+      and merges_file) or hf (with tokenizer_file). A train-bpe tokenizer exists only
+      after a run, so load it from that run's tokens/ folder.
+    - a spec dict (`Tokenizer.spec()`);
     - a manifest dict (relative file names resolve against `base_dir`) or the path of a
-      manifest.json or of the folder that contains it: the tokenizer files' sha256 must
+      manifest.json or of the folder that contains it. The tokenizer files' sha256 must
       match the manifest's, so shards are never read with another tokenizer.
     """
     if isinstance(source, (str, Path)):
