@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.report import plots, rundir, write_report
 from pipeline.report.signals import Threshold
@@ -41,6 +42,12 @@ def render(run_dir, out) -> tuple[str, PageParser]:
     return page, parser
 
 
+@pytest.fixture(scope="module")
+def full_page(report_run_dir, tmp_path_factory):  # noqa: F811
+    """The fixture run's report, rendered once for the tests that only read it."""
+    return render(report_run_dir, tmp_path_factory.mktemp("full") / "report.html")
+
+
 def test_report_empty_run_dir(tmp_path):
     page, parser = render(tmp_path, tmp_path / "report.html")
     assert "no stats.json with stages" in page
@@ -66,8 +73,8 @@ def test_report_stats_only(tmp_path):
     assert "bad record" in page
 
 
-def test_report_full_run_sections(report_run_dir, tmp_path):
-    page, parser = render(report_run_dir, tmp_path / "report.html")
+def test_report_full_run_sections(full_page, report_run_dir):  # noqa: F811
+    page, parser = full_page
     assert {"funnel", "drops", "throughput", "languages", "dedup-clusters", "tokens", "hist-gopher_word_count"} <= set(parser.plots)
     reasons = rundir.value_counts(rundir.parquet_files(report_run_dir, rundir.REJECTED), "reason")
     assert set(parser.sample_reasons) == set(reasons)
@@ -90,8 +97,8 @@ def test_report_escapes_url_and_text(tmp_path):
     assert parser.sample_reasons == ["gopher_min_words<b>"]
 
 
-def test_report_makes_no_outside_references(report_run_dir, tmp_path):
-    page, _ = render(report_run_dir, tmp_path / "report.html")
+def test_report_makes_no_outside_references(full_page):
+    page, _ = full_page
     assert re.findall(r'(?:src|href)="(?!data:)', page) == []
     assert "Content-Security-Policy" in page
 
