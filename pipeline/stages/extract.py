@@ -17,6 +17,8 @@ from resiliparse.parse.html import HTMLTree
 from pipeline.stages.base import StageOutput
 
 META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_\-:.]+)""", re.IGNORECASE)
+CONTROL_BYTES = bytes(range(0x00, 0x09)) + b"\x0e\x0f" + bytes(range(0x10, 0x1b)) + b"\x1c\x1d\x1e\x1f\x7f"
+TEXT_BYTES = bytes(value for value in range(256) if value not in CONTROL_BYTES)
 BINARY_SIGNATURES = (b"%PDF", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b", b"RIFF", b"\x00\x00\x01\x00")
 
 
@@ -48,22 +50,33 @@ def choose_charset(body: bytes, http_charset: str | None) -> tuple[str, str]:
     often declare utf-8 over windows-1252 bytes.
     """
     declared = normalize_charset(http_charset)
-    if declared and decodes_cleanly(body, declared):
-        return declared, "http"
     match = META_CHARSET.search(body[:4096])
     meta = normalize_charset(match.group(1).decode("ascii", "ignore")) if match else None
-    if meta and decodes_cleanly(body, meta):
+    declared_fits = bool(declared) and decodes_cleanly(body, declared)
+    meta_fits = bool(meta) and decodes_cleanly(body, meta)
+    if declared_fits and meta_fits and declared != meta:
+        # Single-byte charsets decode any bytes, so a server default such as iso-8859-1 over a
+        # windows-1251 page "fits" too; the detector decides between the two declarations.
+        detected = normalize_charset(detect_encoding(body))
+        if detected == meta:
+            return meta, "meta"
+    if declared_fits:
+        return declared, "http"
+    if meta_fits:
         return meta, "meta"
     detected = normalize_charset(detect_encoding(body)) or "utf-8"
     return detected, "detected"
 
 
 def looks_binary(body: bytes) -> bool:
-    """True for bodies that are not text: known file signatures or many NUL bytes."""
+    """True for bodies that are not text: known file signatures, many NUL bytes or control bytes."""
     head = body[:4096].lstrip()
     if head.startswith(BINARY_SIGNATURES):
         return True
-    return head.count(b"\x00") > len(head) // 100
+    if head.count(b"\x00") > len(head) // 100:
+        return True
+    # Text in any charset but UTF-16/32 has almost no C0 control bytes besides whitespace.
+    return len(head.translate(None, TEXT_BYTES)) > len(head) // 10
 
 
 def longest_line(body: bytes) -> int:
