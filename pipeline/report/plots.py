@@ -71,8 +71,8 @@ def drops(stages: list[dict]) -> str:
 def histogram(column: str, kept: np.ndarray, rejected: np.ndarray, thresholds: list[Threshold]) -> str:
     """Plot kept and rejected values of one score column stacked, with each threshold as a line.
 
-    The x range covers the 0.5th to 99.5th percentile and every threshold near it; values
-    outside are counted in the edge bins. Counts spanning orders of magnitude get a log x axis.
+    The x range covers the 0.5th to 99.5th percentile and every threshold within three times
+    that span. Values outside the range are counted in the edge bins. Counts spanning orders of magnitude get a log x axis.
     """
     low, high, log_scale = histogram_range(np.concatenate([kept, rejected]), thresholds)
     shown = [t for t in thresholds if low <= t.value <= high]
@@ -104,7 +104,7 @@ def histogram_range(values: np.ndarray, thresholds: list[Threshold]) -> tuple[fl
         low, high = (float(v) for v in np.percentile(values, [0.5, 99.5]))
     span = max(high - low, 1e-9)
     for threshold in thresholds:
-        if low - span <= threshold.value <= high + span:
+        if low - 3 * span <= threshold.value <= high + 3 * span:
             low, high = min(low, threshold.value), max(high, threshold.value)
     if high <= low:
         high = low + 1.0
