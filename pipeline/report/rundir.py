@@ -151,8 +151,8 @@ def sample_rows(
 ) -> dict[str, list[dict]]:
     """Pick up to `n` rows per group at random (seeded) and return them as dicts, grouped.
 
-    Only `filter_columns` and `group_by` are read to choose rows; the other columns, text
-    included, are read only from the row groups that hold a chosen row. `where` takes a table
+    Rows are chosen by reading only `filter_columns` and `group_by`. The other columns, text
+    included, are read only from the row groups that contain a chosen row. `where` takes a table
     of those columns and returns a boolean mask. Files that lack a filter column are skipped.
     A row dict has the file's columns plus `_file`, the Parquet file it came from.
     """
