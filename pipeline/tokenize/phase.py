@@ -186,7 +186,7 @@ def encode_part(part: str, spec: dict, prefix: str) -> dict:
                 flat.append(tokenizer.eos_id)
                 lengths.append(len(document) + 1)
             write_ids(handle, flat, dtype, part)
-            ids.extend(batch.column("id").to_pylist())
+            ids.extend(str(doc_id) for doc_id in batch.column("id").to_pylist())
     os.replace(f"{tokens_path}.tmp", tokens_path)
 
     table = pa.table({"id": pa.array(ids, pa.string()), "tokens": pa.array(lengths, pa.int64())})

@@ -35,7 +35,7 @@ TOKENIZER_JSON_FORMAT = "tokenizer-json"  # files: one Hugging Face tokenizer.js
 
 @dataclass
 class Tokenizer:
-    """Encode and decode with `encode_batch` / `decode`; documents never get special tokens.
+    """A tokenizer whose `encode_batch` treats special-token strings in documents as text.
 
     `encoder` is "tiktoken" when the ids come from tiktoken's BPE core with this
     vocabulary's ranks, or "tokenizers" when they come from the Hugging Face library.
@@ -57,6 +57,7 @@ class Tokenizer:
         if self._tiktoken is not None:
             return self._tiktoken.encode_ordinary_batch(texts, num_threads=self.num_threads)
         if self.num_threads > 1:
+            # NOTE: tokenizers' Rayon pool sizes itself from RAYON_NUM_THREADS or the CPU count, not num_threads.
             return [encoding.ids for encoding in self._hf.encode_batch_fast(texts, add_special_tokens=False)]
         return [self._hf.encode(text, add_special_tokens=False).ids for text in texts]
 
