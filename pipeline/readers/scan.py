@@ -13,9 +13,9 @@ import zlib
 from pathlib import Path
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
-# The newline comes first so that the regex engine can search for a literal prefix; the
-# `^...$` multiline form of this pattern is about 15 times slower.
-RECORD_START = re.compile(rb"\nWARC/1\.[01]\r?\n")
+# Not anchored to a line start: garbage written before a record often lacks a final newline.
+# The literal prefix lets the regex engine search fast, unlike a `^...$` multiline pattern.
+RECORD_START = re.compile(rb"WARC/1\.[01]\r?\n")
 HEADER_END = re.compile(rb"\r?\n\r?\n")
 CONTENT_LENGTH = re.compile(rb"^content-length:[ \t]*(\d+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 RECORD_PREFIXES = (b"WARC/1.", b"filedesc://")
@@ -56,16 +56,12 @@ class ArchiveBytes:
 
     def next_record_start(self, start: int) -> int | None:
         """Return the offset of the first `WARC/1.x` line that starts at or after `start`."""
-        if start == 0 and self.starts_record(0, compressed=False):
-            return 0
-        match = RECORD_START.search(self.data, max(0, start - 1))
-        return match.start() + 1 if match else None
+        match = RECORD_START.search(self.data, start)
+        return match.start() if match else None
 
     def record_starts(self) -> list[int]:
         """Return the offset of every `WARC/1.x` line in the file, in order (one pass, no parsing)."""
-        starts = [0] if self.starts_record(0, compressed=False) else []
-        starts.extend(match.start() + 1 for match in RECORD_START.finditer(self.data))
-        return starts
+        return [match.start() for match in RECORD_START.finditer(self.data)]
 
     def record_bounds(self, offset: int) -> tuple[int, int] | None:
         """Return (end of the header block, end of the record by its Content-Length) for the record at `offset`."""

@@ -234,11 +234,21 @@ class WarcReader:
                     return
                 target = scratch if skip else stats
                 if missed is not None and count:
-                    # The last record's Content-Length ran past the next record start.
-                    target.add_damage(path, last_offset, 0, "wrong_content_length")
+                    self.count_gap(path, archive, last_offset, missed, target)
                     position = missed
                 else:
                     position = self.next_segment(path, archive, compressed, position, last_offset, count, error, target)
+
+    @staticmethod
+    def count_gap(path: Path, archive: ArchiveBytes, last_offset: int, missed: int, stats: ReadStats) -> None:
+        """Count what lies between the record at `last_offset` and the record start `missed` after it."""
+        bounds = archive.record_bounds(last_offset)
+        end = archive.skip_separator(bounds[1]) if bounds else missed
+        if end > missed:
+            # The last record's Content-Length runs past the next record start.
+            stats.add_damage(path, last_offset, 0, "wrong_content_length")
+        elif end < missed:
+            stats.add_damage(path, end, missed - end, "unreadable_record")
 
     @staticmethod
     def skipped_over(archive: ArchiveBytes, missed: int, last_offset: int, offset: int) -> bool:
