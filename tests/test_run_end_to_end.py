@@ -43,7 +43,8 @@ def test_stage_counts_add_up(run_dir):
     stats = json.loads((run_dir / "stats.json").read_text())
     stages = stats["stages"]
     assert [stage["stage"] for stage in stages] == [
-        "read", "extract", "langid", "gopher_quality", "gopher_repetition", "pii", "dedup"]
+        "read", "extract", "langid", "gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality",
+        "classifiers", "pii", "dedup"]
     for stage in stages:
         assert stage["documents_in"] - stage["documents_out"] == sum(stage["dropped"].values()), stage["stage"]
     for previous, current in zip(stages, stages[1:]):
