@@ -120,6 +120,10 @@ def run_job(connection, progress, started: list, path: str, config: dict[str, An
     read_start = time.perf_counter()
     for candidates in sized_batches(reader.read(path, read_stats, start), sizes):
         read_seconds = time.perf_counter() - read_start
+        if progress[SINGLE]:
+            # Counts of every record read so far but this one, for the parent to use if the
+            # stages crash on it.
+            connection.send(("reading", read_stats_without(read_stats, candidates)))
         progress[PHASE] = STAGES
         kept, rejected, batch_stats, read_bytes = process_batch(candidates, stages)
         connection.send((
@@ -138,6 +142,20 @@ def run_job(connection, progress, started: list, path: str, config: dict[str, An
         progress[PHASE] = READING
         read_start = time.perf_counter()
     connection.send(("done", read_stats.to_dict()))
+
+
+def read_stats_without(read_stats: ReadStats, candidates: list) -> dict:
+    """Return `read_stats` as a dict with the counts of `candidates` taken out again."""
+    pending = ReadStats.from_dict(read_stats.to_dict())
+    for candidate in candidates:
+        pending.records -= 1
+        if candidate.reason is None:
+            pending.documents -= 1
+            pending.truncated -= int(candidate.truncated)
+        else:
+            pending.skipped[candidate.reason] -= 1
+    pending.skipped = +pending.skipped
+    return pending.to_dict()
 
 
 # Parent side.
@@ -304,6 +322,10 @@ def process_isolated(path: str, config: dict[str, Any], specs: list, result) -> 
             if message[0] == "done":
                 committed["final"] = message[1]
                 return
+            if message[0] == "reading":
+                committed["pending"] = message[1]
+                return
+            committed.pop("pending", None)
             _, kept, rejected, stage_stats, read_seconds, read_bytes, read_stats, offset, ordinal = message
             result.add_batch(
                 table_from_bytes(kept) if kept is not None else None,
@@ -326,8 +348,10 @@ def process_isolated(path: str, config: dict[str, Any], specs: list, result) -> 
 
         state = list(worker.progress)
         discard_worker()
-        if "read" in committed:
-            result.read_stats.add(ReadStats.from_dict(committed["read"]))
+        stage_crash = state[SINGLE] and state[PHASE] == STAGES and "pending" in committed
+        counted = committed["pending"] if stage_crash else committed.get("read")
+        if counted is not None:
+            result.read_stats.add(ReadStats.from_dict(counted))
         restarts += 1
         log.warning("%s: %s (record offset %d); restart %d", path, detail, state[OFFSET], restarts)
         job_start = start
@@ -344,10 +368,12 @@ def process_isolated(path: str, config: dict[str, Any], specs: list, result) -> 
             continue
 
         single_records = BATCH_RECORDS
-        if state[PHASE] == STAGES:
+        if stage_crash:
             result.read_stats.add_failed_record(state[OFFSET], detail)
             start = recovery.after(job_start, state[OFFSET], state[ORDINAL])
             continue
+        # NOTE: records parsed after the last finished document and before a parser crash
+        # are not counted, because the resumed read starts after the record that crashed.
         failed, resume = recovery.record_after(job_start, state[OFFSET])
         result.read_stats.add_failed_record(failed, f"{detail} while parsing")
         if resume is None:
