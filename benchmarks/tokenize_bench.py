@@ -193,7 +193,8 @@ def report(result: dict, command: str) -> str:
     lines += [
         "",
         "The phase figures include reading Parquet, Ray task start-up and writing the per-part ids; the",
-        "whole-phase figures also include ordering and writing the shards.",
+        "whole-phase figures also include ordering and writing the shards. The 2-CPU rows divide by two",
+        "cores, so when the load average exceeds the core count they show contention, not the phase's scaling.",
         "",
         "## BPE training",
         "",
