@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -35,40 +36,62 @@ DATATROVE_EXTRACT_TIMEOUT_S = 60.0
 # Our side (runs in the project venv).
 
 def our_config(stages: str) -> dict:
-    """Return the default config with the stages of `stages` ("full" or "lite") enabled.
+    """Return the default config with classifiers off and, for "lite", the rule stages off too.
 
-    "full" is every per-document stage datatrove also has; "lite" is read, extract and
-    langid only, the work of the bare-library loop in bare_limit.py.
+    "full" is every per-document stage datatrove also has: read, extract, langid, Gopher
+    quality and repetition, C4, FineWeb and PII. "lite" is read, extract and langid only,
+    the work of the bare-library loop in bare_limit.py. Dedup and tokenization are separate
+    phases, so `process_file` never runs them.
     """
     from pipeline.config import load_config
 
     config = load_config()
-    config.setdefault("c4_quality", {})["enabled"] = True
-    config.setdefault("fineweb_quality", {})["enabled"] = True
-    config["classifiers"] = {"enabled": False}
+    config["classifiers"]["enabled"] = False
     if stages == "lite":
         for section in ("gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality", "pii"):
-            config[section] = {"enabled": False}
+            config[section]["enabled"] = False
     return config
 
 
-def run_ours(warc: Path, stages: str) -> dict:
-    """Process `warc` with process_file in this process and return counts and timings."""
+def child_cpu_seconds() -> float:
+    """Return the CPU seconds used so far by the child that `read.isolate` runs the stages in, or 0."""
+    from pipeline import isolate
+
+    worker = isolate._worker
+    if worker is None or not worker.alive():
+        return 0.0
+    fields = Path(f"/proc/{worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # Fields 14 and 15 of /proc/PID/stat (utime, stime) in clock ticks; `fields` starts at field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_ours(warc: Path, stages: str, warmup: Path | None = None) -> dict:
+    """Process `warc` with process_file from this process and return counts and timings.
+
+    A first call on `warmup` starts the isolation child and loads the models, so the timed
+    call measures the steady state that a worker reaches after its first file. CPU time
+    is this process's plus the child's, read from /proc while the child lives.
+    """
     from pipeline.process import process_file
 
     config = our_config(stages)
     with tempfile.TemporaryDirectory(prefix="bench-ours-") as out_dir:
+        if warmup is not None:
+            process_file(str(warmup), "warmup", config, out_dir)
+        child_before = child_cpu_seconds()
         with _machine.Timer() as timer:
             result = process_file(str(warc), "bench", config, out_dir)
-    stages_run = [stage["stage"] for stage in result["stages"]]
+        child_cpu_s = child_cpu_seconds() - child_before
     return {
         "side": f"ours-{stages}",
         "records": result["read"]["records"],
         "documents": result["read"]["documents"],
         "kept": result["documents_kept"],
-        "stages": stages_run,
+        "stages": [stage["stage"] for stage in result["stages"]],
+        "isolate": bool(config["read"].get("isolate", False)),
         "wall_s": timer.wall_s,
-        "cpu_s": timer.cpu_s,
+        "cpu_s": timer.cpu_s + child_cpu_s,
+        "child_cpu_s": child_cpu_s,
         "versions": _machine.package_versions(["crawl-pipeline", "fastwarc", "resiliparse", "fasttext-numpy2", "pyarrow"]),
     }
 
@@ -96,8 +119,8 @@ def resiliparse_extractor_class():
     """Return a datatrove extractor that calls resiliparse with our Extract stage's default options.
 
     datatrove 0.10.1 ships only Trafilatura and ReadabilityInscriptis extractors, so this
-    subclass stands in for a resiliparse one; it runs inside datatrove's extractor sandbox
-    like theirs do.
+    subclass replaces a resiliparse one. It runs inside datatrove's extractor sandbox, as
+    theirs do.
     """
     from datatrove.pipeline.extractors.base import BaseExtractor
 
@@ -116,7 +139,8 @@ def resiliparse_extractor_class():
     return ResiliparseExtractor
 
 
-def datatrove_pipeline(warc: Path, extractor: str, out_dir: str) -> list:
+def datatrove_steps(extractor: str, out_dir: str, c4_terminal_punct: bool) -> list:
+    """Return datatrove's steps after the reader, with the thresholds of our default config."""
     from datatrove.pipeline.extractors import Trafilatura
     from datatrove.pipeline.filters import (
         C4QualityFilter,
@@ -126,7 +150,6 @@ def datatrove_pipeline(warc: Path, extractor: str, out_dir: str) -> list:
         LanguageFilter,
     )
     from datatrove.pipeline.formatters import PIIFormatter
-    from datatrove.pipeline.readers import WarcReader
     from datatrove.pipeline.writers import ParquetWriter
 
     if extractor == "trafilatura":
@@ -136,12 +159,11 @@ def datatrove_pipeline(warc: Path, extractor: str, out_dir: str) -> list:
     else:
         extract_step = resiliparse_extractor_class()(timeout=DATATROVE_EXTRACT_TIMEOUT_S)
     return [
-        WarcReader(str(warc.parent), glob_pattern=warc.name, recursive=False),
         extract_step,
         LanguageFilter(languages=["en"], language_threshold=0.65),
         GopherQualityFilter(),
         GopherRepetitionFilter(),
-        C4QualityFilter(),
+        C4QualityFilter(filter_no_terminal_punct=c4_terminal_punct),
         FineWebQualityFilter(),
         PIIFormatter(),
         ParquetWriter(out_dir, compression="zstd"),
@@ -161,8 +183,13 @@ def datatrove_counts(stats: dict) -> tuple[int, int]:
     return read, written
 
 
-def run_datatrove(warc: Path, extractor: str, lid_model: Path) -> dict:
-    """Run datatrove's pipeline on `warc` with one task and one worker and return counts and timings."""
+def run_datatrove(warc: Path, extractor: str, lid_model: Path, c4_terminal_punct: bool,
+                  warmup: Path | None = None) -> dict:
+    """Run datatrove's pipeline on `warc` with one task and one worker and return counts and timings.
+
+    A first run on `warmup` with the same step objects loads spaCy, trafilatura and the
+    language model, as our side's warm-up does.
+    """
     logging.getLogger().setLevel(logging.WARNING)
     from loguru import logger
 
@@ -170,14 +197,15 @@ def run_datatrove(warc: Path, extractor: str, lid_model: Path) -> dict:
     logger.add(sys.stderr, level="WARNING")
     use_local_lid_model(lid_model)
     from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import WarcReader
 
     with tempfile.TemporaryDirectory(prefix="bench-datatrove-") as work:
-        executor = LocalPipelineExecutor(
-            pipeline=datatrove_pipeline(warc, extractor, f"{work}/out"),
-            tasks=1,
-            workers=1,
-            logging_dir=f"{work}/logs",
-        )
+        steps = datatrove_steps(extractor, f"{work}/out", c4_terminal_punct)
+        if warmup is not None:
+            reader = WarcReader(str(warmup.parent), glob_pattern=warmup.name, recursive=False)
+            LocalPipelineExecutor(pipeline=[reader, *steps], tasks=1, workers=1, logging_dir=f"{work}/warmup-logs").run()
+        reader = WarcReader(str(warc.parent), glob_pattern=warc.name, recursive=False)
+        executor = LocalPipelineExecutor(pipeline=[reader, *steps], tasks=1, workers=1, logging_dir=f"{work}/logs")
         with _machine.Timer() as timer:
             executor.run()
         stats = json.loads(Path(f"{work}/logs/stats.json").read_text())
@@ -206,8 +234,11 @@ def compact_steps(stats: list[dict]) -> list[dict]:
 
 SIDES = ("ours-full", "datatrove-trafilatura", "datatrove-resiliparse")
 
-# Real crawl files whose kept counts both sides report; the generated WARC repeats pages,
-# so only these say anything about which documents each side keeps.
+# Real crawl files whose kept counts both sides report. The generated WARC repeats pages,
+# so only these show which documents each side keeps.
+# A small real crawl that each worker processes once before the timed file.
+WARMUP_WARC = _machine.SHARED_DATA / "warc" / "wget-crawl-en-0000.warc.gz"
+
 REAL_FILES = ("wget-crawl-en-0000.warc.gz", "wget-crawl-en-0001.warc.gz", "cc-main-2020-34-sample.warc.gz",
               "archive-org-2008.warc.gz")
 
@@ -225,19 +256,22 @@ def side_python(side: str) -> Path:
     return Path(sys.executable)
 
 
-def measure(side: str, warcs: list[Path], lid_model: Path) -> list[dict]:
+def measure(side: str, warcs: list[Path], lid_model: Path, warmup: Path | None = None) -> list[dict]:
     """Run one side on `warcs` in a fresh subprocess; return one result per file."""
-    args = ["--worker", side, "--lid-model", str(lid_model), *map(str, warcs)]
-    return _machine.run_worker(side_python(side), "benchmarks.process_bench", args)["files"]
+    c4_terminal_punct = our_config("full")["c4_quality"]["require_terminal_punct"]
+    args = ["--worker", side, "--lid-model", str(lid_model), "--c4-terminal-punct", str(int(c4_terminal_punct))]
+    if warmup is not None:
+        args += ["--warmup", str(warmup)]
+    return _machine.run_worker(side_python(side), "benchmarks.process_bench", [*args, *map(str, warcs)])["files"]
 
 
-def run_worker_side(side: str, warcs: list[Path], lid_model: Path) -> None:
+def run_worker_side(side: str, warcs: list[Path], lid_model: Path, c4_terminal_punct: bool, warmup: Path | None) -> None:
     results = []
     for warc in warcs:
         if side.startswith("ours-"):
-            result = run_ours(warc, side.removeprefix("ours-"))
+            result = run_ours(warc, side.removeprefix("ours-"), warmup)
         else:
-            result = run_datatrove(warc, side.removeprefix("datatrove-"), lid_model)
+            result = run_datatrove(warc, side.removeprefix("datatrove-"), lid_model, c4_terminal_punct, warmup)
             result["steps"] = compact_steps(result["steps"])
         result["file"] = warc.name
         results.append(result)
@@ -254,7 +288,7 @@ def throughput(sides: list[str], warc: Path, repeats: int, lid_model: Path) -> d
     for repeat in range(repeats):
         for side in sides:
             log.info("throughput: %s, run %d of %d, on %s", side, repeat + 1, repeats, warc.name)
-            runs[side].extend(measure(side, [warc], lid_model))
+            runs[side].extend(measure(side, [warc], lid_model, warmup=WARMUP_WARC))
     input_documents = runs["ours-full"][0]["documents"]
     summary = {}
     for side, side_runs in runs.items():
@@ -316,11 +350,13 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--skip-real-files", action="store_true", help="skip the kept counts on the real crawl files")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--lid-model", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--c4-terminal-punct", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("warcs", nargs="*", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
-        run_worker_side(args.worker, args.warcs, args.lid_model)
+        run_worker_side(args.worker, args.warcs, args.lid_model, bool(args.c4_terminal_punct), args.warmup)
         return None
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
