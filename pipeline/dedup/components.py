@@ -2,7 +2,7 @@
 
 The algorithm is from Kiveris et al., "Connected Components in MapReduce and Beyond"
 (SoCC 2014). Each round groups edges by node with one hash-partitioned shuffle of Ray
-tasks, so no task holds more than its partition of the edges. At the fixed point every
+tasks, so no task receives more than its partition of the edges. At the fixed point every
 component is a star whose center is its smallest node id, which becomes the label.
 """
 

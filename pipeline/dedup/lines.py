@@ -3,8 +3,8 @@
 A line is compared after normalization (lowercase, accents and punctuation removed,
 digits each set to 0, whitespace collapsed), as cc_net does, so "Posted on 13 May" and
 "Posted on 28 May" are the same line. `line_dedup` counts, for every normalized line, the
-documents that contain it; lines found in more than `max_line_count` documents are
-removed from every document by the `LineDedup` stage it returns. Blank lines and lines
+documents that contain it. The `LineDedup` stage it returns removes the lines found in
+more than `max_line_count` documents from every document. Blank lines and lines
 made only of punctuation are never counted or removed.
 """
 

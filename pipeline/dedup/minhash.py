@@ -16,8 +16,8 @@ from pipeline.dedup.shingles import fmix64
 MAX_HASH32 = np.uint32(0xFFFFFFFF)
 BAND_MULTIPLIER = np.uint64(0xD6E8FEB86659FD93)
 # Shingle hashes per slice of the (num_perm, shingles) permutation matrix. With 128
-# permutations a slice is 4 MiB, small enough to stay in cache between the multiply, the
-# add and the min-reduce; on a 2-core x86 VM this ran twice as fast as 64 MiB slices.
+# permutations a slice is 4 MiB, so it stays in cache between the multiply, the add and
+# the min-reduce. On a 2-core x86 VM this ran twice as fast as 64 MiB slices.
 SLICE_SHINGLES = 1 << 13
 
 
@@ -46,7 +46,7 @@ def shingle_hash32(shingles: np.ndarray) -> np.ndarray:
 def signatures(shingles: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Compute the MinHash signature of every text: a (texts, num_perm) uint32 array.
 
-    `shingles` holds the 64-bit shingle hashes of all texts back to back, text i owning
+    `shingles` contains the 64-bit shingle hashes of all texts back to back, text i owning
     shingles[offsets[i]:offsets[i + 1]]. A text without shingles keeps MAX_HASH32 in every
     column. The permutation matrix is built one slice of SLICE_SHINGLES rows at a time and
     min-reduced per text with np.minimum.reduceat, so memory stays bounded for any text length.

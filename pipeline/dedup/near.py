@@ -3,7 +3,7 @@
 Steps, each a set of Ray tasks with a hash-partitioned shuffle between them:
 1. sign: per work unit, shingle and sign every document and emit one (band key, node)
    row per band, partitioned by band key.
-2. bucket: per partition, group rows by band key; a bucket of k documents gives the k - 1
+2. bucket: per partition, group rows by band key. A bucket of k documents gives the k - 1
    candidate edges from its smallest node to the others.
 3. verify (optional): recompute the shingle sets of candidate documents only and keep an
    edge when the exact Jaccard of its two sets reaches the threshold.
@@ -130,16 +130,18 @@ def sign_unit(unit: WorkUnit, settings: dict[str, Any]):
 def bucket_edges(settings: dict[str, Any], *pieces: dict[str, np.ndarray]):
     """Group rows by band key and emit a star of edges from each bucket's smallest node.
 
-    Returns the edges partitioned for the next step (by source node for verification, both
-    directions for components when verification is off), the sorted unique candidate
-    nodes, and the number of edges before dropping repeats (a pair sharing several bands
-    counts once per band).
+    Returns the edges partitioned for the next step, then the sorted unique candidate
+    nodes, then the number of edges before dropping repeats. The edges are partitioned by
+    source node for verification, or in both directions for components when verification
+    is off. A pair that shares several bands counts once per band in the number.
     """
     rows = concat_columns(pieces, ("key", "node"), (np.uint64, np.int64))
     order = np.lexsort((rows["node"], rows["key"]))
     key, node = rows["key"][order], rows["node"][order]
     starts = group_starts(key)
     sizes = np.diff(np.r_[starts, key.size])
+    # NOTE: with verification on, if a bucket's smallest node fails verification against
+    # the others, their mutual pairs are lost in this bucket and found only via another band.
     smallest = np.repeat(node[starts], sizes)  # nodes are sorted within a bucket
     member = node != smallest
     src, dst = unique_edges(smallest[member], node[member])
@@ -346,8 +348,8 @@ def near_dedup(parts: list[str], config: dict[str, Any], work_dir: str) -> pa.Ta
     final_edges, stats["components_rounds"] = connected_components(edges, num_partitions, in_flight)
     clock = lap(stats, "components", clock)
 
-    # NOTE: every label task reads all final star edges and keeps its own node range, so
-    # this step reads (units x clustered edges); fine while near-duplicates are a minority.
+    # NOTE: every label task reads all final star edges and keeps its own node range. The
+    # step reads units x clustered edges in all, which is cheap only while few documents cluster.
     star_edges = [ref for k in range(num_partitions) for ref in final_edges[k]]
     labelled = submit_all(
         label_unit, [(unit, settings, metas[unit.index], *star_edges) for unit in units], num_partitions, in_flight

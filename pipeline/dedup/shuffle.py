@@ -1,7 +1,7 @@
 """Work units over Parquet parts, document node ids, and hash-partitioned shuffles on Ray tasks.
 
 A work unit is a run of row groups of one part. A document's node id is the int64
-(part_index << 32) | row, so any task can tell which unit holds a node. A shuffle is a
+(part_index << 32) | row, so any task can tell which unit contains a node. A shuffle is a
 map task with `num_returns=num_partitions` (one object per partition) and reduce tasks
 that take the k-th object of every map task; Ray's object store carries the data and
 spills it to disk when it does not fit in memory.
