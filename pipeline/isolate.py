@@ -1,8 +1,8 @@
 """Run the read and stage loop of `process_file` in a child process that may crash or hang.
 
 A crash in native code (FastWARC, resiliparse, fastText) or a record that never finishes then
-costs one record instead of the worker. The child sends each finished batch to the parent; a
-shared array holds the offset of the record it is on. When the child dies or stops making
+costs one record instead of the worker. The child sends each finished batch to the parent, and a
+shared array contains the offset of the record it is on. When the child dies or stops making
 progress for `read.record_timeout_s`, the parent reruns the unfinished batch one record per
 batch to find the record, counts it in `failed_records` with its offset, and resumes after it.
 Batches arrive in file order and every stage works row by row, so the outputs do not depend
@@ -273,14 +273,14 @@ def discard_worker() -> None:
 
 
 class Recovery:
-    """Where to resume in one file after its child died, from the file's bytes."""
+    """Resume points in one file after its child died, computed from the file's bytes."""
 
     def __init__(self, path: str):
         self.path = Path(path)
         self.compressed = is_gzip(self.path)
 
     def after(self, job_start: ResumePoint, offset: int, ordinal: int) -> ResumePoint:
-        """The point right after the record at `offset`, the `ordinal`-th record read since `job_start`."""
+        """Return the point right after the record at `offset`, the `ordinal`-th record read since `job_start`."""
         with ArchiveBytes(self.path) as archive:
             if 0 <= offset < archive.size and archive.starts_record(offset, self.compressed):
                 return ResumePoint(offset, 1)
@@ -289,7 +289,7 @@ class Recovery:
         return ResumePoint(job_start.offset, ordinal)
 
     def record_after(self, job_start: ResumePoint, offset: int) -> tuple[int, ResumePoint | None]:
-        """For a parser crash after the record at `offset`: (offset of the record it crashed on, resume point)."""
+        """Return (offset of the record a parser crash hit, resume point after it) when `offset` parsed last."""
         with ArchiveBytes(self.path) as archive:
             if offset < 0:
                 failed = job_start.offset

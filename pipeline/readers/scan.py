@@ -92,7 +92,7 @@ class ArchiveBytes:
         return head.startswith(RECORD_PREFIXES)
 
     def next_member_start(self, start: int) -> int | None:
-        """Return the offset of the first gzip member at or after `start` that holds a record."""
+        """Return the offset of the first gzip member at or after `start` that contains a record."""
         position = start
         while True:
             position = self.data.find(GZIP_MAGIC, position)
@@ -119,7 +119,7 @@ class ArchiveBytes:
         return position - len(decompressor.unused_data)
 
     def starts_record(self, offset: int, compressed: bool) -> bool:
-        """True when a record (or, compressed, a gzip member holding one) starts at `offset`."""
+        """True when a record (or, compressed, a gzip member containing one) starts at `offset`."""
         if compressed:
             return self.starts_member(offset)
         return bytes(self.data[offset:offset + 11]).startswith(RECORD_PREFIXES)

@@ -5,10 +5,11 @@ converts ARC records to WARC responses. A record becomes a candidate document wh
 an HTTP 200 response with an HTML content type, or a WET conversion record.
 
 FastWARC ends iteration at damage, sometimes with an OSError and sometimes silently. After
-each stop the reader checks with a byte scan (`pipeline.readers.scan`) whether the last record
-reached the end of the file; if not, it skips to the next record start (the next `WARC/1.x`
-line, or the next gzip member holding a record), records the skipped bytes in
-`ReadStats.damaged`, and reads on from there.
+each stop a byte scan (`pipeline.readers.scan`) checks whether the last record reached the
+end of the file. If not, the reader skips to the next record start (a `WARC/1.x` line, or a
+gzip member that contains a record), counts the skipped bytes in `ReadStats.damaged` and
+reads on. In uncompressed files every `WARC/1.x` line found by the scan must be read or
+counted, so a record hidden inside another by a wrong Content-Length is read too.
 """
 
 from __future__ import annotations
@@ -43,16 +44,16 @@ RECORD_TYPE_NAMES = {
 }
 
 
-# Entries kept in the `damaged`, `failed_records` and `errors` lists of one file; the
+# Max entries in the `damaged`, `failed_records` and `errors` lists of one file. The
 # counts and `bytes_not_parsed` stay exact beyond this.
 MAX_LISTED = 1000
 
 
 @dataclass
 class ReadStats:
-    """What one input file held: records seen, documents produced, skips by reason, damage.
+    """Counts of one input file: records seen, documents produced, skips by reason, damage.
 
-    `records == documents + sum(skipped.values())` holds. Damaged byte spans are not records:
+    `records == documents + sum(skipped.values())` always. Damaged byte spans are not records:
     each is one `damaged` entry {offset, bytes, reason}, and their bytes sum to
     `bytes_not_parsed`. `failed_records` lists records whose worker crashed or timed out
     ({offset, error}); each is also counted in `skipped["failed_record"]`.
@@ -122,7 +123,7 @@ class ReadStats:
 
 @dataclass
 class ResumePoint:
-    """Where a read starts: seek to `offset`, then pass over `skip` records already counted."""
+    """A read's start point: seek to `offset`, then pass over `skip` records already counted."""
 
     offset: int = 0
     skip: int = 0
@@ -199,8 +200,8 @@ class WarcReader:
             while position is not None and position < archive.size:
                 stream.seek(position)
                 expected = bisect.bisect_left(starts, position)
-                # quirks_mode reads LF-only line endings and loose headers that the strict
-                # parser stops at silently; on well-formed files both return the same records.
+                # quirks_mode reads LF-only line endings and loose headers, where the strict
+                # parser stops silently. On the well-formed test files both return the same records.
                 iterator = ArchiveIterator(stream, record_types=WarcRecordType.any_type, parse_http=True, quirks_mode=True)
                 last_offset, count, error, missed = -1, 0, None, None
                 try:
@@ -278,8 +279,8 @@ class WarcReader:
             return resume
 
         if last_offset >= archive.size or not archive.starts_record(last_offset, compressed):
-            # Offsets inside one gzip member that holds many records (non-chunked gzip) do not
-            # point at record starts, so a scan cannot tell how far the read got.
+            # Offsets inside one gzip member that contains many records (non-chunked gzip) do
+            # not point at record starts, so a scan cannot tell how far the read got.
             # NOTE: damage inside such a member loses the rest of the file without a count.
             if error is not None:
                 stats.errors.append(f"read stopped after {stats.records} records: {error}")
@@ -347,7 +348,7 @@ class WarcReader:
         if len(body) > self.max_body_bytes:
             return self.drop(candidate, "body_too_large", stats)
         if len(body) < record.content_length:
-            # The file ends inside this record; its text is kept and counted as truncated.
+            # The file ends inside this record. Its text is kept and counted as truncated.
             candidate.truncated = True
             stats.add_damage(Path(source_file), candidate.source_offset, 0, "record_cut_short")
         http_headers = record.http_headers
