@@ -1,7 +1,7 @@
 """A worker that dies inside one record: the file still finishes and the record is counted failed.
 
-`CrashOnUrl` is a test-only stage added to the stage registry here; it kills its own process
-(SIGSEGV or os._exit) or raises when it meets one URL, like a crash in native code would.
+`CrashOnUrl` is a test-only stage that these tests add to the stage registry. When it meets
+one URL it kills its own process (SIGSEGV or os._exit) or raises, as a native crash would.
 """
 
 import json
@@ -27,7 +27,7 @@ class CrashOnUrl:
 
     def __init__(self, url: str = "", how: str = "segv"):
         self.url = url
-        self.how = how
+        self.how = how  # segv, exit or raise
 
     def __call__(self, table):
         for url in table.column("url").to_pylist():

@@ -117,7 +117,7 @@ def test_lf_only_file_beyond_fastwarc_strict(shared_data):
     with open(path, "rb") as stream:
         strict = sum(1 for _ in FastWarcIterator(stream, record_types=WarcRecordType.any_type))
     stats = read(path)
-    # FastWARC's strict parser returns one record and no error; the file holds four.
+    # FastWARC's strict parser returns one record and no error, but the file contains four.
     assert strict == 1
     assert stats.records == 4
     assert stats.skipped == {"record_warcinfo": 1}
