@@ -34,12 +34,7 @@ def split_words(text: str) -> list[str]:
     "Hello, world -- ok." gives ["Hello", "world", "ok"]: a token made only of punctuation
     is not a word. Case is kept. It is a plain `str.split`, so it runs in linear time.
     """
-    words = []
-    for token in text.split():
-        word = token.strip(WORD_STRIP_CHARS)
-        if word:
-            words.append(word)
-    return words
+    return [word for token in text.split() if (word := token.strip(WORD_STRIP_CHARS))]
 
 
 def split_lines(text: str) -> list[str]:
@@ -50,6 +45,11 @@ def split_lines(text: str) -> list[str]:
 def split_paragraphs(text: str) -> list[str]:
     """Return the paragraphs of `text` (separated by blank lines), stripped, without empty ones."""
     return [part for part in (raw.strip() for raw in PARAGRAPH_BREAK.split(text)) if part]
+
+
+def has_letter(word: str) -> bool:
+    """Return whether any character of `word` is alphabetic, scanning characters only when `isalpha` fails."""
+    return word.isalpha() or any(c.isalpha() for c in word)
 
 
 def texts_of(table: pa.Table) -> list[str]:
@@ -126,13 +126,13 @@ class GopherQuality:
         ellipsis_count = text.count("...") + text.count("…")
         return {
             "gopher_word_count": word_count,
-            "gopher_mean_word_length": ratio(sum(len(word) for word in words), word_count),
+            "gopher_mean_word_length": ratio(sum(map(len, words)), word_count),
             "gopher_hash_word_ratio": ratio(text.count("#"), word_count),
             "gopher_ellipsis_word_ratio": ratio(ellipsis_count, word_count),
             "gopher_bullet_line_frac": ratio(sum(line.startswith(BULLET_PREFIXES) for line in lines), len(lines)),
             "gopher_ellipsis_line_frac": ratio(sum(line.endswith(ELLIPSIS_SUFFIXES) for line in lines), len(lines)),
-            "gopher_alpha_word_frac": ratio(sum(any(c.isalpha() for c in word) for word in words), word_count),
-            "gopher_stop_word_count": sum(word.lower() in self.stop_words for word in words),
+            "gopher_alpha_word_frac": ratio(sum(map(has_letter, words)), word_count),
+            "gopher_stop_word_count": sum(map(self.stop_words.__contains__, map(str.lower, words))),
         }
 
     def reason(self, m: dict[str, Any]) -> str | None:
@@ -206,6 +206,8 @@ def dup_ngram_char_frac(words: list[str], n: int, total_chars: int) -> float:
     if not grams:
         return 0.0
     counts = Counter(grams)
+    if len(counts) == len(grams):
+        return 0.0  # no n-gram repeats
     covered_chars = 0
     covered_until = 0  # first word index not yet counted
     for start, gram in enumerate(grams):
