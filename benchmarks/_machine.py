@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import importlib.metadata
 import json
+import logging
 import os
 import platform
 import resource
@@ -110,8 +111,24 @@ def summarize_runs(runs: list[dict], documents_key: str = "documents") -> dict:
     }
 
 
+# What the datatrove venv holds: the versions the published figures were measured with.
+# spaCy is there because datatrove's Gopher filters tokenize English words with it.
+DATATROVE_REQUIREMENTS = ["datatrove[processing,io]==0.10.1", "spacy==3.8.18", "resiliparse==2.0.1"]
+
+
 def venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
+
+
+def ensure_datatrove_venv() -> Path:
+    """Return the datatrove venv's interpreter, creating the venv with pip on first use."""
+    python = venv_python(DATATROVE_VENV)
+    if python.exists():
+        return python
+    logging.getLogger(__name__).info("creating %s with %s", DATATROVE_VENV, " ".join(DATATROVE_REQUIREMENTS))
+    subprocess.run([sys.executable, "-m", "venv", str(DATATROVE_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", *DATATROVE_REQUIREMENTS], check=True)
+    return python
 
 
 def run_worker(python: Path | str, module: str, args: list[str], timeout_s: float = 3600) -> dict:

@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     pages, truth = load_pages()
     rows = {}
     log.info("trafilatura (datatrove venv) on %d pages", len(pages))
-    trafilatura = _machine.run_worker(_machine.venv_python(_machine.DATATROVE_VENV), "benchmarks.extraction_bench",
+    trafilatura = _machine.run_worker(_machine.ensure_datatrove_venv(), "benchmarks.extraction_bench",
                                       ["--worker", "trafilatura", "--trafilatura-repeats", str(args.trafilatura_repeats)])
     rows["trafilatura (datatrove defaults, FineWeb's settings)"] = {
         "scores": score(trafilatura["texts"], truth), **_machine.summarize_runs(trafilatura["runs"]),

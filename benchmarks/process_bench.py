@@ -245,14 +245,7 @@ REAL_FILES = ("wget-crawl-en-0000.warc.gz", "wget-crawl-en-0001.warc.gz", "cc-ma
 
 def side_python(side: str) -> Path:
     if side.startswith("datatrove"):
-        python = _machine.venv_python(_machine.DATATROVE_VENV)
-        if not python.exists():
-            raise FileNotFoundError(
-                f"datatrove venv not found at {_machine.DATATROVE_VENV}; create it with "
-                f"python3 -m venv {_machine.DATATROVE_VENV} && {python} -m pip install "
-                "'datatrove[processing,io]' spacy resiliparse"
-            )
-        return python
+        return _machine.ensure_datatrove_venv()
     return Path(sys.executable)
 
 
