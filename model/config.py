@@ -224,8 +224,7 @@ def validate(config: RunConfig) -> None:
         _require(getattr(t, key) > 0, f"train.{key}", "must be positive", getattr(t, key))
     _require(t.eval_batches >= 0, "train.eval_batches", "must be 0 or more", t.eval_batches)
     _require(t.warmup_steps >= 0, "train.warmup_steps", "must be 0 or more", t.warmup_steps)
-    decay_steps = t.lr_decay_steps if t.lr_decay_steps is not None else t.max_steps
-    _require(decay_steps > t.warmup_steps, "train.warmup_steps", f"must be less than the decay end ({decay_steps})", t.warmup_steps)
+    _require(t.lr_decay_steps is None or t.lr_decay_steps > 0, "train.lr_decay_steps", "must be positive or null", t.lr_decay_steps)
     _require(t.lr > 0, "train.lr", "must be positive", t.lr)
     _require(0 <= t.min_lr <= t.lr, "train.min_lr", f"must be between 0 and train.lr ({t.lr})", t.min_lr)
     _require(t.weight_decay >= 0, "train.weight_decay", "must be 0 or more", t.weight_decay)

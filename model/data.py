@@ -110,7 +110,7 @@ class BatchSampler:
     Every process draws the same global batch of `batch_size * world_size` windows from one
     seeded generator and keeps rows `rank * batch_size` to `(rank + 1) * batch_size`. So the
     generator state is the data position of the whole run, and one process with a batch of
-    `batch_size * world_size` sees the same rows as `world_size` processes together.
+    `batch_size * world_size` reads the same rows as `world_size` processes together.
     Windows start uniformly over all valid positions of all shards (a shard is weighted by length).
     """
 

@@ -1,6 +1,6 @@
-"""Load a run's tokenizer from the files its manifest lists: GPT-2 BPE (encoder.json) through tiktoken.
+"""Load a run's tokenizer from the files its manifest lists, for prompts and samples in model.generate.
 
-NOTE: a small private loader until pipeline/tokenize/ exposes one; it also reads a Hugging Face tokenizer.json.
+Manifests written by pipeline/tokenize load through its loader; this module reads bare GPT-2 entries itself.
 """
 
 from __future__ import annotations
@@ -34,23 +34,27 @@ def bytes_to_unicode() -> dict[int, str]:
     return mapping
 
 
-def load_tokenizer(tokenizer: dict[str, Any], base_dir: str | Path) -> Tokenizer:
-    """Build the tokenizer that a manifest's `tokenizer` entry names; its `files` are relative to base_dir."""
-    files = [Path(base_dir) / f for f in tokenizer.get("files", [])]
+def load_tokenizer(entry: dict[str, Any], base_dir: str | Path) -> Tokenizer:
+    """Build the tokenizer that a manifest's `tokenizer` entry describes; its `files` are relative to base_dir.
+
+    Entries written by pipeline/tokenize (they carry `format` and `eos_token`) load through that
+    package's loader, which also checks the files' sha256. An entry with only name, sha256 and
+    files must list a GPT-2 encoder.json, which this module reads itself.
+    """
+    if "format" in entry and "eos_token" in entry:
+        from pipeline.tokenize import load_tokenizer as load_pipeline_tokenizer
+
+        return _PipelineTokenizer(load_pipeline_tokenizer({"tokenizer": entry}, base_dir))
+
+    files = [Path(base_dir) / f for f in entry.get("files", [])]
     for path in files:
         if not path.is_file():
             raise FileNotFoundError(f"tokenizer file not found: {path} (listed in the manifest's tokenizer.files)")
-    by_name = {p.name: p for p in files}
-
-    if "encoder.json" in by_name:
-        return _gpt2_encoding(tokenizer.get("name", "gpt2"), by_name["encoder.json"])
-    json_files = [p for p in files if p.suffix == ".json"]
-    if len(json_files) == 1:
-        return _huggingface_tokenizer(json_files[0])
-    raise ValueError(
-        f"cannot load tokenizer {tokenizer.get('name')!r} from files {tokenizer.get('files')}; "
-        "expected a GPT-2 encoder.json or one Hugging Face tokenizer.json"
-    )
+    encoder_json = [p for p in files if p.name == "encoder.json"]
+    if not encoder_json:
+        raise ValueError(f"cannot load tokenizer {entry.get('name')!r} from files {entry.get('files')}: "
+                         "expected a GPT-2 encoder.json, or a manifest written by pipeline/tokenize")
+    return _gpt2_encoding(entry.get("name", "gpt2"), encoder_json[0])
 
 
 def _gpt2_encoding(name: str, encoder_json: Path) -> Tokenizer:
@@ -71,25 +75,18 @@ class _TiktokenTokenizer:
         self.encoding = encoding
 
     def encode(self, text: str) -> list[int]:
-        # A prompt that contains "<|endoftext|>" encodes it as the EOS token.
-        return self.encoding.encode(text, allowed_special="all")
+        return self.encoding.encode_ordinary(text)
 
     def decode(self, ids: list[int]) -> str:
-        return self.encoding.decode(ids)
+        return self.encoding.decode(ids, errors="replace")
 
 
-class _HuggingFaceTokenizer:
-    def __init__(self, path: Path):
-        from tokenizers import Tokenizer as HFTokenizer
-
-        self.tokenizer = HFTokenizer.from_file(str(path))
+class _PipelineTokenizer:
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
 
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text).ids
+        return self.tokenizer.encode_batch([text])[0]
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids)
-
-
-def _huggingface_tokenizer(path: Path) -> Tokenizer:
-    return _HuggingFaceTokenizer(path)

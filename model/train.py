@@ -225,6 +225,10 @@ def train(run: Run) -> None:
     peak = peak_tflops(run.device, cfg.peak_tflops)
     logger.info("model: %s parameters, %.3g training FLOPs per token; %d tokens per step; device %s x%d",
                 f"{run.raw_model.num_parameters():,}", flops_per_token, tokens_per_step, run.device, run.info.world_size)
+    decay_steps = cfg.lr_decay_steps if cfg.lr_decay_steps is not None else cfg.max_steps
+    if cfg.warmup_steps >= decay_steps:
+        logger.warning("train.warmup_steps (%d) is not below the decay end (%d): the learning rate only warms up",
+                       cfg.warmup_steps, decay_steps)
     if run.step >= cfg.max_steps:
         logger.info("checkpoint is at step %d, train.max_steps is %d: nothing to train", run.step, cfg.max_steps)
         return

@@ -73,9 +73,9 @@ class Transformer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def flops_per_token(self) -> float:
-        """Estimate training FLOPs per token (forward + backward) with the PaLM appendix B formula:
-        6 * N + 12 * n_layer * n_embd * context_length, where N counts the weights used in matrix
-        multiplies (the head, but not an untied embedding lookup, and no norm gains)."""
+        """Estimate training FLOPs per token (forward + backward) with the PaLM paper's appendix B
+        formula, 6 * N + 12 * n_layer * n_embd * context_length. N counts the weights used in matrix
+        multiplies: the head is included, an untied embedding lookup and the norm gains are not."""
         cfg = self.config
         n_matmul = sum(p.numel() for p in self.parameters() if p.dim() >= 2)
         if not cfg.tie_embeddings:
