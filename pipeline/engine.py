@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,6 +88,11 @@ class RunDirectory:
             (self.state / f"{later}.done").unlink(missing_ok=True)
 
 
+# Config sections that describe where and how a run executes, not what it produces, so a
+# resume may change them.
+EXECUTION_SECTIONS = {"ray"}
+
+
 def check_config_matches(run: RunDirectory, config: dict[str, Any]) -> None:
     """A rerun on a run directory must use the config that made it, or results would mix."""
     path = run.root / "config.yaml"
@@ -95,10 +101,12 @@ def check_config_matches(run: RunDirectory, config: dict[str, Any]) -> None:
     import yaml
 
     previous = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if previous != yaml.safe_load(yaml.safe_dump(config, sort_keys=False)):
-        changed = sorted(
-            f"{section}" for section in set(previous) | set(config) if previous.get(section) != config.get(section)
-        )
+    current = yaml.safe_load(yaml.safe_dump(config, sort_keys=False))
+    changed = sorted(
+        section for section in set(previous) | set(current)
+        if section not in EXECUTION_SECTIONS and previous.get(section) != current.get(section)
+    )
+    if changed:
         raise ConfigError(
             f"{path} was written with another configuration (sections differ: {', '.join(changed)}); "
             "use a new output directory, or the same -c file to resume"
@@ -106,66 +114,136 @@ def check_config_matches(run: RunDirectory, config: dict[str, Any]) -> None:
 
 
 def init_ray(config: dict[str, Any], address: str | None, num_cpus: int | None) -> None:
+    """Join the cluster at `address` (or `ray.address`), or start a local one bound to 127.0.0.1."""
     import ray
 
     if ray.is_initialized():
         return
     ray_config = config["ray"]
     address = address or ray_config["address"]
+    runtime_env = {}
+    if ray_config["worker_setup_hook"]:
+        runtime_env["worker_process_setup_hook"] = ray_config["worker_setup_hook"]
     if address:
         log.info("joining the Ray cluster at %s", address)
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        ray.init(address=address, runtime_env=runtime_env or None, log_to_driver=False, configure_logging=False)
         return
+    # NOTE: Ray 2.60 replaces a loopback _node_ip_address with the host's routable address
+    # (services.resolve_ip_for_localhost), and its GCS, raylet and worker gRPC servers listen
+    # on every interface whatever the address. Ray's token authentication, on by default for
+    # a local cluster unless RAY_AUTH_MODE=disabled is set, is what guards those ports.
     ray.init(
         num_cpus=num_cpus or ray_config["num_cpus"],
         include_dashboard=ray_config["include_dashboard"],
         dashboard_host=ray_config["dashboard_host"],
         _node_ip_address="127.0.0.1",
+        runtime_env=runtime_env or None,
         log_to_driver=False,
         configure_logging=False,
     )
 
 
+def worker_identity() -> dict[str, Any]:
+    """Return the Ray node id, host name and pid of this process, as stats.json records them per file."""
+    import ray
+
+    return {"node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(), "pid": os.getpid()}
+
+
 class FileProcessor:
-    """A Ray Data actor: processes one input file per call; models stay loaded between calls."""
+    """A Ray Data actor: processes one input file per call; models stay loaded between calls.
+
+    A worker process that dies loses its memory, so each attempt is counted on disk in
+    `<key>.attempts.json` before it starts. Ray Data restarts a dead actor and calls it again
+    with the same file. Once the file has had `ray.file_retries` retries, the call writes
+    `<key>.failed.json` with the errors of every attempt and does not try again.
+    """
 
     def __init__(self, config: dict[str, Any], out_dir: str):
         self.config = config
-        self.out_dir = out_dir
+        self.out_dir = Path(out_dir)
+        self.retries = config["ray"]["file_retries"]
+        self.worker = worker_identity()
 
     def __call__(self, batch: dict) -> dict:
-        results = []
-        for path, key in zip(batch["path"], batch["key"]):
-            results.append(json.dumps(process_file(str(path), str(key), self.config, self.out_dir)))
+        results = [json.dumps(self.process_with_retries(str(path), str(key))) for path, key in zip(batch["path"], batch["key"])]
         return {"result": results}
 
+    def process_with_retries(self, path: str, key: str) -> dict[str, Any]:
+        attempts_path = self.out_dir / f"{key}.attempts.json"
+        while True:
+            attempts = read_json(attempts_path) or {"attempts": 0, "errors": []}
+            if attempts["attempts"] > self.retries:
+                failure = {"path": path, "key": key, "failed": True, **attempts}
+                write_json_atomic(failure, self.out_dir / f"{key}.failed.json")
+                return failure
 
-def run_process_phase(run: RunDirectory, inputs: list[str], config: dict[str, Any]) -> None:
+            # The attempt is recorded before the work starts. If this process dies, this
+            # placeholder error stays on disk and describes the death to the next attempt.
+            attempts["attempts"] += 1
+            attempts["worker"] = self.worker
+            attempts["errors"].append(
+                f"attempt {attempts['attempts']}: the worker process (pid {self.worker['pid']} on "
+                f"{self.worker['host']}) exited while processing the file"
+            )
+            write_json_atomic(attempts, attempts_path)
+            try:
+                result = process_file(path, key, self.config, str(self.out_dir))
+            except Exception as error:  # a bad file must not stop the run; it is retried, then recorded
+                log.warning("process: attempt %d on %s failed", attempts["attempts"], path, exc_info=True)
+                attempts["errors"][-1] = f"attempt {attempts['attempts']}: {type(error).__name__}: {error}"
+                write_json_atomic(attempts, attempts_path)
+                continue
+            attempts["errors"].pop()
+            write_json_atomic(attempts, attempts_path)
+            return {**result, "attempts": attempts["attempts"], "worker": self.worker}
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def run_process_phase(run: RunDirectory, inputs: list[str], config: dict[str, Any]) -> dict[str, Any]:
     import ray
+    from ray.data import ActorPoolStrategy
 
     pending = [(path, input_key(path)) for path in inputs if not (run.process / f"{input_key(path)}.done").exists()]
     if len(pending) < len(inputs):
         log.info("process: %d of %d input files already done, skipping them", len(inputs) - len(pending), len(inputs))
+    # Files that failed in an earlier run get a fresh retry budget.
+    for _, key in pending:
+        (run.process / f"{key}.attempts.json").unlink(missing_ok=True)
+        (run.process / f"{key}.failed.json").unlink(missing_ok=True)
     if not pending:
-        return
+        return {"files": len(inputs), "failed": 0}
+
     concurrency = config["ray"]["process_concurrency"] or max(1, int(ray.cluster_resources().get("CPU", 1)))
     concurrency = min(concurrency, len(pending))
     items = [{"path": path, "key": key} for path, key in pending]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
+    # Ray Data's actor pool restarts a dead actor and resubmits its task without limit
+    # (max_restarts=-1, max_task_retries=-1 are its defaults in Ray 2.60); FileProcessor
+    # bounds the attempts per file itself, so a file that kills its worker cannot loop forever.
+    # One file in flight per actor spreads the files over every worker and node, and a dead
+    # actor takes only its current file with it.
     results = dataset.map_batches(
         FileProcessor,
         fn_constructor_kwargs={"config": config, "out_dir": str(run.process)},
         batch_size=1,
-        concurrency=concurrency,
+        compute=ActorPoolStrategy(size=concurrency, max_tasks_in_flight_per_actor=1),
         num_cpus=1,
-        max_restarts=-1,
-        max_task_retries=3,
     )
-    done = 0
+    done, failed = 0, 0
     for row in results.iter_rows():
         done += 1
         result = json.loads(row["result"])
+        if result.get("failed"):
+            failed += 1
+            log.error("process: %s failed after %d attempts, recorded in stats.json: %s",
+                      result["path"], result["attempts"], result["errors"][-1])
+            continue
         log.info("process: finished %d/%d %s (%d documents kept)", done, len(pending), result["path"], result["documents_kept"])
+    return {"files": len(inputs), "failed": failed}
 
 
 def kept_parts(run: RunDirectory, inputs: list[str]) -> list[Path]:
@@ -329,12 +407,24 @@ def merge_stats(run: RunDirectory, inputs: list[str], started: str) -> dict[str,
     """Sum the per-file stage counts and add the run-wide phases, in run order."""
     stages: dict[str, StageStats] = {}
     files: dict[str, Any] = {}
+    failed: list[str] = []
     for path in inputs:
-        stats_path = run.process / f"{input_key(path)}.stats.json"
+        key = input_key(path)
+        failure = read_json(run.process / f"{key}.failed.json")
+        if failure is not None:
+            failed.append(path)
+            files[path] = {"records": 0, "documents": 0, "skipped": {}, "errors": failure["errors"], "failed": True,
+                           "attempts": failure["attempts"], "worker": failure.get("worker"), "seconds": 0.0}
+            continue
+        stats_path = run.process / f"{key}.stats.json"
         if not stats_path.exists():
             continue
         result = json.loads(stats_path.read_text(encoding="utf-8"))
         files[path] = {**result["read"], "documents_kept": result["documents_kept"], "seconds": result["seconds"]}
+        attempts = read_json(run.process / f"{key}.attempts.json")
+        if attempts is not None:
+            files[path]["attempts"] = attempts["attempts"]
+            files[path]["worker"] = attempts["worker"]
         for entry in result["stages"]:
             stages.setdefault(entry["stage"], StageStats(stage=entry["stage"])).add(StageStats.from_dict(entry))
     ordered = [stats.to_dict() for stats in stages.values()]
@@ -358,6 +448,7 @@ def merge_stats(run: RunDirectory, inputs: list[str], started: str) -> dict[str,
             "seconds": round((datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds(), 3),
             "documents_kept": documents_kept,
             "tokens": tokens.get("train_tokens", 0) + tokens.get("val_tokens", 0),
+            "failed_files": failed,
         },
         "stages": ordered,
         "files": files,
@@ -404,7 +495,11 @@ def run_pipeline(inputs: list[str], run_dir: str, config: dict[str, Any], phase:
             run.clear_from(later[0])
         run.mark_done(name, details)
         log.info("%s: done in %.1f s", name, time.perf_counter() - phase_start)
-    return json.loads((run.root / "stats.json").read_text(encoding="utf-8"))
+    stats_path = run.root / "stats.json"
+    if run.phase_done("stats") and stats_path.exists():
+        return json.loads(stats_path.read_text(encoding="utf-8"))
+    # A single earlier phase (--phase) leaves stats.json to the stats phase; report the counts so far.
+    return merge_stats(run, inputs, started)
 
 
 def check_earlier_phases(run: RunDirectory, phase: str) -> None:
@@ -417,8 +512,7 @@ def check_earlier_phases(run: RunDirectory, phase: str) -> None:
 
 def run_phase(name: str, run: RunDirectory, inputs: list[str], config: dict[str, Any], started: str) -> dict[str, Any]:
     if name == "process":
-        run_process_phase(run, inputs, config)
-        return {"files": len(inputs)}
+        return run_process_phase(run, inputs, config)
     if name == "dedup":
         return run_dedup_phase(run, inputs, config)
     if name == "write":
