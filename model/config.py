@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 # Embedding and output-head rows are padded to a multiple of this, which keeps the head's
-# matrix multiply on fast kernel shapes. The padded logits never receive a target.
+# matrix multiply on fast kernel shapes. No target is ever a padding id.
 VOCAB_PAD_MULTIPLE = 64
 
 

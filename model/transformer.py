@@ -51,7 +51,7 @@ class Transformer(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return logits (B, T, padded_vocab_size) for token ids idx (B, T), and the mean
-        cross-entropy against targets (B, T) when given. Every target counts: none is ignored."""
+        cross-entropy against targets (B, T) when given. Every target counts, so none is ignored."""
         B, T = idx.shape
         if T > self.config.context_length:
             raise ValueError(f"sequence length {T} exceeds model.context_length {self.config.context_length}")
@@ -63,9 +63,10 @@ class Transformer(nn.Module):
 
         loss = None
         if targets is not None:
-            # The padding rows are not tokens: the softmax runs over the real vocabulary only.
-            real = logits[..., : self.config.vocab_size].float()  # (B, T, V)
-            loss = F.cross_entropy(real.reshape(B * T, -1), targets.reshape(B * T))
+            # The softmax runs over the padded vocabulary, as slicing off the padding copies the
+            # largest tensor of the step. Padding ids are never targets, so training drives
+            # their logits down; model.generate samples from the real ids only.
+            loss = F.cross_entropy(logits.view(B * T, -1), targets.reshape(B * T))
         return logits, loss
 
     def num_parameters(self) -> int:
