@@ -88,7 +88,7 @@ def load_result(name: str) -> dict | None:
 def machine_line(result: dict) -> str:
     machine = result.get("machine", {})
     return (f"{machine.get('cpu_model', '?')}, {machine.get('logical_cpus', '?')} logical CPUs, "
-            f"Python {machine.get('python', '?')}, 1-minute load average {machine.get('load_average_1m', '?')} at the start")
+            f"Python {machine.get('python', '?')}, 1-minute load average {machine.get('load_average_1m', '?')} when the results were written")
 
 
 def header_lines(result: dict) -> list[str]:
@@ -196,6 +196,13 @@ def extraction_section(result: dict) -> tuple[list[str], list[tuple[str, str, st
     lines.append("")
     rows = result["extractors"]
     reference = next(row for name, row in rows.items() if name.startswith("trafilatura"))
+    lines += [
+        "- `clean_text` (pipeline/stages/boilerplate.py) trims blocks before the first and after the last block with "
+        "a sentence line or a long list. Its rule was written after reading extraction failures from both halves, so "
+        "neither half is strictly held out; its thresholds were not tuned (F1 moves by under 0.002 over min_words "
+        "4 to 8), and the gain is measured per half to show it is not carried by one half.",
+        "",
+    ]
     targets = []
     for name in ("ours: Extract stage (default config)", "ours: proposed (both options + clean_text)"):
         row = rows.get(name)
