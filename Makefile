@@ -8,6 +8,11 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 OUT ?= runs/demo
 DEMO_STEPS ?= 300
+# Used by `make demo` without INPUT: a small sample of a recent crawl (needs internet access).
+DEMO_CRAWL ?= CC-MAIN-2025-05
+DEMO_FILES ?= 3
+DEMO_MAX_BYTES ?= 30MB
+DEMO_FETCH_DIR ?= runs/cc-sample
 
 .PHONY: setup test demo bench clean
 
@@ -28,12 +33,14 @@ test: setup
 
 demo: setup
 	@if [ -z "$(INPUT)" ]; then \
-		echo "make demo needs Common Crawl files: make demo INPUT='path/to/*.warc.gz' OUT=/tmp/run"; \
-		echo "INPUT takes WARC, WET or ARC files, folders or globs (for example INPUT=../shared/data/warc)."; \
-		exit 2; \
+		echo "No INPUT given: fetching $(DEMO_FILES) range-limited files of $(DEMO_CRAWL) into $(DEMO_FETCH_DIR)."; \
+		echo "To use your own files: make demo INPUT='path/to/*.warc.gz' OUT=/tmp/run (files, folders or globs)."; \
+		$(PY) -m pipeline fetch --crawl $(DEMO_CRAWL) --files $(DEMO_FILES) --max-bytes $(DEMO_MAX_BYTES) --seed 0 -o $(DEMO_FETCH_DIR) || exit 2; \
 	fi
-	$(PY) -m pipeline run $(INPUT) -o $(OUT)
+	$(PY) -m pipeline run $(or $(INPUT),$(DEMO_FETCH_DIR)) -o $(OUT)
 	$(PY) -m pipeline stats $(OUT)
+	$(PY) -m model.train --data $(OUT)/tokens -o $(OUT)/checkpoints -c configs/model-demo.yaml --max-steps $(DEMO_STEPS) --device cpu
+	$(PY) -m model.generate --checkpoint $(OUT)/checkpoints --prompt "The" --max-new-tokens 60
 
 bench: setup
 	$(PY) -m benchmarks.run_all
