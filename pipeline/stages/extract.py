@@ -15,6 +15,7 @@ from resiliparse.parse.encoding import detect_encoding, map_encoding_to_html5
 from resiliparse.parse.html import HTMLTree
 
 from pipeline.stages.base import StageOutput
+from pipeline.stages.boilerplate import clean_text
 
 META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_\-:.]+)""", re.IGNORECASE)
 CONTROL_BYTES = bytes(range(0x00, 0x09)) + b"\x0e\x0f" + bytes(range(0x10, 0x1b)) + b"\x1c\x1d\x1e\x1f\x7f"
@@ -90,14 +91,19 @@ class Extract:
     name = "extract"
 
     def __init__(self, main_content: bool = True, preserve_formatting: bool = True, list_bullets: bool = True,
-                 alt_texts: bool = False, min_text_chars: int = 1, max_html_bytes: int = 5_000_000,
+                 alt_texts: bool = False, comments: bool = False, post_meta: bool = False,
+                 clean_boilerplate: bool = True, min_text_chars: int = 1, max_html_bytes: int = 5_000_000,
                  max_line_bytes: int = 1_000_000, **unused):
         self.options = dict(
             main_content=main_content,
             preserve_formatting=preserve_formatting,
             list_bullets=list_bullets,
             alt_texts=alt_texts,
+            comments=comments,
+            post_meta=post_meta,
         )
+        # The trimming works on the blank lines between blocks, so it needs formatting kept.
+        self.clean_boilerplate = clean_boilerplate and main_content and preserve_formatting
         self.min_text_chars = min_text_chars
         self.max_html_bytes = max_html_bytes
         self.max_line_bytes = max_line_bytes
@@ -115,6 +121,8 @@ class Extract:
         decoded = html.decode(charset, errors="replace").replace("\x00", "").lstrip("\ufeff")
         tree = HTMLTree.parse(decoded)
         text = extract_plain_text(tree, **self.options).replace("\ufeff", "").strip()
+        if self.clean_boilerplate:
+            text = clean_text(text)
         if len(text) < self.min_text_chars:
             return text, charset, source, "empty_text"
         return text, charset, source, None
