@@ -44,8 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-steps", type=int, help="optimizer steps to train to; overrides train.max_steps")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto uses CUDA when present")
     parser.add_argument("--resume", nargs="?", const="", default=None, metavar="CKPT",
-                        help="resume from CKPT (a ckpt.pt file or a directory holding one); with no value, from CKPT_DIR. "
-                             "A run also resumes without this flag when CKPT_DIR holds a checkpoint")
+                        help="resume from CKPT (a ckpt.pt file or a directory containing one); with no value, from CKPT_DIR. "
+                             "A run also resumes without this flag when CKPT_DIR contains a checkpoint")
     return parser.parse_args(argv)
 
 
@@ -182,7 +182,7 @@ def accumulate_gradients(model: nn.Module, sampler: BatchSampler, accum_steps: i
                          device: torch.device, autocast: Any) -> float:
     """Run forward and backward on `accum_steps` micro-batches, leaving the mean-loss gradient in
     `.grad`; return this process's mean loss. Under DDP, gradients are all-reduced only on the last."""
-    total = 0.0
+    total = torch.zeros((), device=device)
     for micro in range(accum_steps):
         x, y = sampler.next_batch()  # (B, T) each
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -192,8 +192,8 @@ def accumulate_gradients(model: nn.Module, sampler: BatchSampler, accum_steps: i
             with autocast():
                 _, loss = model(x, y)
             (loss / accum_steps).backward()
-        total += loss.item()
-    return total / accum_steps
+        total += loss.detach().float()  # summed on the device, so the GPU does not wait on each micro-batch
+    return total.item() / accum_steps
 
 
 @torch.no_grad()
