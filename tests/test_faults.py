@@ -24,6 +24,7 @@ from test_cluster_support import (
     kill_processes,
     make_ray_tmpdir,
     pipeline_env,
+    process_table,
     processes_of,
     run_command,
     write_config,
@@ -86,6 +87,17 @@ def wait_for(condition, timeout_s: float, what: str, process: subprocess.Popen) 
         time.sleep(0.2)
 
 
+def wait_until_gone(ray_tmpdir: Path, timeout_s: float) -> None:
+    """Fail unless every process of the cluster under `ray_tmpdir` exits within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while processes_of(str(ray_tmpdir)):
+        if time.monotonic() > deadline:
+            table = process_table()
+            left = [table[pid][1][:200] for pid in processes_of(str(ray_tmpdir)) if pid in table]
+            pytest.fail(f"Ray processes still running {timeout_s} s after the run stopped: {left}")
+        time.sleep(0.5)
+
+
 def finished_files(out: Path) -> int:
     return len(list((out / "_state" / "process").glob("*.done")))
 
@@ -125,6 +137,7 @@ def test_sigint_then_resume(tmp_path, inputs, fault_config, clean_run, ray_tmpdi
     assert "interrupted; run the same command again to resume" in stderr
     assert not (out / "_state" / "process.done").exists()
     assert not (out / "stats.json").exists()
+    wait_until_gone(ray_tmpdir, timeout_s=60)
 
     # The marker is still there, so the fault hook lets the resumed run read the file.
     done_before = {path.name: path.stat().st_mtime_ns for path in (out / "_state" / "process").glob("*.done")}
