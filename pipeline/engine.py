@@ -18,18 +18,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.config import ConfigError, dump_config
+from pipeline.readers.jsonl import JSONL_SUFFIXES
 from pipeline.process import process_file, write_json_atomic, write_parquet_atomic
 from pipeline.stages.base import StageStats, with_reason
+from pipeline.validate import validate_run
 
 log = logging.getLogger(__name__)
 
 PHASES = ["process", "dedup", "write", "tokenize", "stats"]
-ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".wet", ".wet.gz", ".arc", ".arc.gz", ".wat", ".wat.gz")
+ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".wet", ".wet.gz", ".arc", ".arc.gz", ".wat", ".wat.gz") + JSONL_SUFFIXES
 
 
 def expand_inputs(inputs: list[str]) -> list[str]:
@@ -44,7 +47,7 @@ def expand_inputs(inputs: list[str]) -> list[str]:
             if path.is_dir():
                 files = [p for p in sorted(path.rglob("*")) if p.is_file() and p.name.lower().endswith(ARCHIVE_SUFFIXES)]
                 if not files:
-                    raise ConfigError(f"input folder {path} holds no WARC, WET or ARC files ({', '.join(ARCHIVE_SUFFIXES)})")
+                    raise ConfigError(f"input folder {path} holds no WARC, WET, ARC or JSONL files ({', '.join(ARCHIVE_SUFFIXES)})")
                 found.update(str(p.resolve()) for p in files)
             elif path.is_file():
                 if not os.access(path, os.R_OK):
@@ -251,68 +254,94 @@ def kept_parts(run: RunDirectory, inputs: list[str]) -> list[Path]:
     return [part for part in parts if part.exists()]
 
 
-def read_parquet_columns(path: str, columns: list[str]) -> pa.Table:
-    return pq.read_table(path, columns=columns)
+EXACT_PARTITIONS = 16
 
 
-def exact_duplicates(group: pa.Table) -> pa.Table:
-    """For one text_hash group, return every member but the survivor (earliest date, then smallest id)."""
-    ids = group.column("id").to_pylist()
-    dates = group.column("date").to_pylist()
-    order = sorted(range(len(ids)), key=lambda i: (dates[i] or "", ids[i]))
-    survivor = ids[order[0]]
-    dropped = [ids[i] for i in order[1:]]
-    return pa.table({
-        "id": pa.array(dropped, pa.string()),
-        "duplicate_of": pa.array([survivor] * len(dropped), pa.string()),
-    })
+def partition_text_hashes(path: str, partitions: int) -> list[pa.Table]:
+    """Read one part's (id, date, text_hash) and split the rows by text_hash into `partitions` tables."""
+    table = pq.read_table(path, columns=["id", "date", "text_hash"])
+    # text_hash is a hex digest, so its first 8 hex digits are uniformly distributed.
+    buckets = np.array([int(value[:8], 16) % partitions for value in table.column("text_hash").to_pylist()], dtype=np.int64)
+    return [table.filter(pa.array(buckets == index)) for index in range(partitions)]
+
+
+def exact_duplicates_in_partition(*pieces: pa.Table) -> pa.Table:
+    """Return every member of each text_hash group but its survivor (earliest date, then smallest id)."""
+    table = pa.concat_tables(pieces)
+    dropped_ids, survivors = [], []
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for doc_id, date, digest in zip(*(table.column(name).to_pylist() for name in ("id", "date", "text_hash"))):
+        groups.setdefault(digest, []).append((date or "", doc_id))
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        members.sort()
+        dropped_ids += [doc_id for _, doc_id in members[1:]]
+        survivors += [members[0][1]] * (len(members) - 1)
+    return pa.table({"id": pa.array(dropped_ids, pa.string()), "duplicate_of": pa.array(survivors, pa.string())})
+
+
+def find_exact_duplicates(parts: list[Path]) -> pa.Table:
+    """Group documents by text_hash across the run with a hash-partitioned shuffle of Ray tasks."""
+    import ray
+
+    # At least two partitions, because with num_returns=1 a task's list would come back as one object.
+    partitions = min(EXACT_PARTITIONS, max(2, len(parts)))
+    split = ray.remote(partition_text_hashes).options(num_returns=partitions)
+    pieces = [split.remote(str(part), partitions) for part in parts]
+    reduce = ray.remote(exact_duplicates_in_partition)
+    results = ray.get([reduce.remote(*[piece[index] for piece in pieces]) for index in range(partitions)])
+    return pa.concat_tables(results).sort_by("id")
+
+
+def write_survivor_parts(run: RunDirectory, parts: list[Path], exact_path: Path, work: Path) -> list[str]:
+    """Write each part's (id, date, text) minus exact duplicates, as input to near and line dedup."""
+    excluded = pq.read_table(exact_path, columns=["id"]).column("id") if exact_path.exists() else None
+    survivors = []
+    work.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        table = pq.read_table(part, columns=["id", "date", "text"])
+        if excluded is not None and len(excluded):
+            table = table.filter(pc.invert(pc.is_in(table.column("id"), excluded.combine_chunks())))
+        survivor_path = work / f"input-{part.name}"
+        write_parquet_atomic(table, survivor_path)
+        survivors.append(str(survivor_path))
+    return survivors
 
 
 def run_dedup_phase(run: RunDirectory, inputs: list[str], config: dict[str, Any]) -> dict[str, Any]:
-    import ray
-
     start = time.perf_counter()
     parts = kept_parts(run, inputs)
     dedup_config = config["dedup"]
-    summary: dict[str, Any] = {"exact_duplicates": 0, "near_duplicates": 0}
+    summary: dict[str, Any] = {"exact_duplicates": 0, "near_duplicates": 0, "line_dedup": False}
     exact_path = run.dedup / "exact.parquet"
-    exact_path.unlink(missing_ok=True)
-    if parts and dedup_config["exact"]["enabled"]:
-        # Blocks come from our own read tasks rather than ray.data.read_parquet, whose path
-        # resolution imports fsspec's HTTP filesystem (and so aiohttp) even for local files.
-        read = ray.remote(read_parquet_columns)
-        blocks = [read.remote(str(part), ["id", "date", "text_hash"]) for part in parts]
-        dataset = ray.data.from_arrow_refs(blocks)
-        duplicates = (
-            dataset.groupby("text_hash")
-            .map_groups(exact_duplicates, batch_format="pyarrow")
-            .to_arrow_refs()
-        )
-        tables = [table for table in ray.get(duplicates) if table.num_rows]
-        table = pa.concat_tables(tables) if tables else pa.table({"id": pa.array([], pa.string()), "duplicate_of": pa.array([], pa.string())})
-        write_parquet_atomic(table.sort_by("id"), exact_path)
-        summary["exact_duplicates"] = table.num_rows
-
     near_path = run.dedup / "near.parquet"
-    near_path.unlink(missing_ok=True)
-    minhash = dedup_config.get("minhash")
-    if parts and minhash and minhash.get("enabled"):
-        from pipeline.dedup import near_dedup
+    lines_dir = run.dedup / "lines"
+    for stale in (exact_path, near_path):
+        stale.unlink(missing_ok=True)
+    shutil.rmtree(lines_dir, ignore_errors=True)
 
-        excluded = set(pq.read_table(exact_path, columns=["id"]).column("id").to_pylist()) if exact_path.exists() else set()
-        survivors = []
-        work = run.dedup / "near-work"
-        work.mkdir(exist_ok=True)
-        for part in parts:
-            table = pq.read_table(part, columns=["id", "date", "text"])
-            if excluded:
-                table = table.filter(pc.invert(pc.is_in(table.column("id"), pa.array(sorted(excluded), pa.string()))))
-            survivor_path = work / f"input-{part.name}"
-            write_parquet_atomic(table, survivor_path)
-            survivors.append(str(survivor_path))
-        clusters = near_dedup(survivors, minhash, str(work))
-        write_parquet_atomic(clusters, near_path)
-        summary["near_duplicates"] = int(pc.sum(clusters.column("duplicate")).as_py() or 0)
+    if parts and dedup_config["exact"]["enabled"]:
+        duplicates = find_exact_duplicates(parts)
+        write_parquet_atomic(duplicates, exact_path)
+        summary["exact_duplicates"] = duplicates.num_rows
+
+    minhash = dedup_config.get("minhash") or {}
+    lines = dedup_config.get("lines") or {}
+    if parts and (minhash.get("enabled") or lines.get("enabled")):
+        from pipeline.dedup import line_dedup, near_dedup
+
+        work = run.dedup / "work"
+        survivors = write_survivor_parts(run, parts, exact_path, work)
+        near = None
+        if minhash.get("enabled"):
+            near = near_dedup(survivors, minhash, str(work / "minhash"))
+            write_parquet_atomic(near, near_path)
+            summary["near_duplicates"] = int(pc.sum(near.column("duplicate")).as_py() or 0)
+        if lines.get("enabled"):
+            # The stage keeps only a path to the frequent-line hashes, under lines_dir.
+            line_dedup(survivors, lines, str(lines_dir), near_duplicates=near)
+            summary["line_dedup"] = True
         shutil.rmtree(work, ignore_errors=True)
 
     summary["seconds"] = round(time.perf_counter() - start, 4)
@@ -338,9 +367,15 @@ def run_write_phase(run: RunDirectory, inputs: list[str]) -> dict[str, Any]:
     """Write documents/<key>.parquet and rejected/<key>.parquet for every input file."""
     # NOTE: the dedup decisions are loaded into the driver as dicts keyed by document id;
     # that holds tens of millions of ids in memory, not billions.
+    from pipeline.dedup.lines import LINE_HASHES_FILE, LineDedup
+    from pipeline.stages.base import apply_stage
+
     start = time.perf_counter()
     exact, near = load_dedup_results(run)
     stats = StageStats(stage="dedup")
+    hashes_path = run.dedup / "lines" / LINE_HASHES_FILE
+    line_stage = LineDedup(str(hashes_path), load_line_settings(run)) if hashes_path.exists() else None
+    line_stats = StageStats(stage="line_dedup")
     for path in inputs:
         key = input_key(path)
         kept_path = run.process / f"{key}.kept.parquet"
@@ -349,15 +384,29 @@ def run_write_phase(run: RunDirectory, inputs: list[str]) -> dict[str, Any]:
         if kept_path.exists():
             table = pq.read_table(kept_path)
             table, dropped = apply_dedup(table, exact, near, stats)
-            if table.num_rows:
-                write_parquet_atomic(table, run.documents / f"{key}.parquet")
             if dropped is not None:
                 rejected_tables.append(dropped)
+            if line_stage is not None:
+                table, dropped, batch_stats = apply_stage(line_stage, table)
+                line_stats.add(batch_stats)
+                if dropped is not None:
+                    rejected_tables.append(dropped)
+            if table.num_rows:
+                write_parquet_atomic(table, run.documents / f"{key}.parquet")
         if rejected_tables:
             rejected = pa.concat_tables(rejected_tables, promote_options="default")
             write_parquet_atomic(rejected, run.rejected / f"{key}.parquet")
-    stats.seconds = time.perf_counter() - start
-    return stats.to_dict()
+    stats.seconds = time.perf_counter() - start - line_stats.seconds
+    stages = [stats.to_dict()] + ([line_stats.to_dict()] if line_stage is not None else [])
+    return {"stages": stages}
+
+
+def load_line_settings(run: RunDirectory) -> int:
+    """Return dedup.lines.min_words_after from the run's config.yaml."""
+    import yaml
+
+    config = yaml.safe_load((run.root / "config.yaml").read_text(encoding="utf-8"))
+    return int(config["dedup"]["lines"]["min_words_after"])
 
 
 def apply_dedup(table: pa.Table, exact: dict[str, str], near: dict[str, tuple[str, bool]], stats: StageStats):
@@ -433,8 +482,11 @@ def merge_stats(run: RunDirectory, inputs: list[str], started: str) -> dict[str,
     for phase in ("dedup", "write", "tokenize"):
         marker = run.state / f"{phase}.done"
         phase_details[phase] = json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else {}
-    if phase_details["write"].get("stage") == "dedup":
-        ordered.append({**phase_details["write"], "seconds": round(phase_details["write"]["seconds"] + phase_details["dedup"].get("seconds", 0.0), 4)})
+    for entry in phase_details["write"].get("stages", []):
+        if entry["stage"] == "dedup":
+            # The dedup stage's time is the run-wide dedup phase plus applying its decisions.
+            entry = {**entry, "seconds": round(entry["seconds"] + phase_details["dedup"].get("seconds", 0.0), 4)}
+        ordered.append(entry)
 
     tokens = phase_details["tokenize"]
     documents_kept = ordered[-1]["documents_out"] if ordered else 0
@@ -461,6 +513,7 @@ def run_pipeline(inputs: list[str], run_dir: str, config: dict[str, Any], phase:
                  address: str | None = None, num_cpus: int | None = None) -> dict[str, Any]:
     """Run every unfinished phase (or only `phase`) of the pipeline; return the stats."""
     inputs = expand_inputs(inputs)
+    validate_run(config, inputs)
     run = RunDirectory(run_dir)
     check_config_matches(run, config)
     run.create()

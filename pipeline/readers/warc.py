@@ -24,6 +24,7 @@ from typing import Iterator
 
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
+from pipeline.readers.jsonl import is_jsonl, read_jsonl
 from pipeline.readers.http import BodyDecodeError, decode_body
 from pipeline.readers.scan import ArchiveBytes, is_gzip
 
@@ -182,7 +183,9 @@ class WarcReader:
         if path.stat().st_size == 0:
             stats.errors.append("empty file")
             return
-        if is_arc(path):
+        if is_jsonl(path):
+            yield from read_jsonl(path, stats, start, Candidate, self.max_body_bytes)
+        elif is_arc(path):
             yield from self.read_arc(path, stats, start)
         else:
             yield from self.read_warc(path, stats, start)

@@ -249,16 +249,28 @@ def files_section(files: dict) -> str:
     parts = ["<h2>Input files and read errors</h2>"]
     if not files:
         return "\n".join(parts + [missing("no per-file stats recorded")])
-    with_errors = sum(1 for info in files.values() if info.get("errors"))
-    parts.append(f"<p>{len(files):,} input files, {with_errors:,} with read errors.</p>")
+    with_errors = sum(1 for info in files.values() if file_problems(info))
+    parts.append(f"<p>{len(files):,} input files, {with_errors:,} with read errors, damage or failed records.</p>")
     rows = []
-    for path, info in sorted(files.items(), key=lambda item: (not item[1].get("errors"), item[0])):
+    for path, info in sorted(files.items(), key=lambda item: (not file_problems(item[1]), item[0])):
         skipped = ", ".join(f"{escape(k)}: {v:,}" for k, v in sorted(info.get("skipped", {}).items()))
-        errors = "<br>".join(f'<span class="error">{escape(e)}</span>' for e in info.get("errors", []))
+        problems = "<br>".join(f'<span class="error">{escape(problem)}</span>' for problem in file_problems(info))
         rows.append([f'<td class="text"><code>{escape(path)}</code></td>', f"{info.get('records', 0):,}", f"{info.get('documents', 0):,}",
-                     f'<td class="text">{skipped}</td>', f"{info.get('seconds', 0):,.2f}", f'<td class="text">{errors}</td>'])
-    parts.append(table(["file", "records", "documents", "skipped", "seconds", "errors"], rows, left=(0, 3, 5), attrs='id="files"'))
+                     f'<td class="text">{skipped}</td>', f"{info.get('bytes_not_parsed', 0):,}", f"{info.get('seconds', 0):,.2f}",
+                     f'<td class="text">{problems}</td>'])
+    parts.append(table(["file", "records", "documents", "skipped", "bytes not parsed", "seconds", "errors"], rows,
+                       left=(0, 3, 6), attrs='id="files"'))
     return "\n".join(parts)
+
+
+def file_problems(info: dict) -> list[str]:
+    """Read errors, damaged byte ranges and failed records of one input file, as lines."""
+    problems = list(info.get("errors", []))
+    for damage in info.get("damaged", []):
+        problems.append(f"damaged at byte {damage.get('offset')}: {damage.get('bytes', 0):,} bytes, {damage.get('reason')}")
+    for failed in info.get("failed_records", []):
+        problems.append(f"failed record at byte {failed.get('offset')}: {failed.get('error')}")
+    return problems
 
 
 def samples_section(rejected_files: list[Path], stages: list[dict], limits: dict) -> str:
