@@ -11,6 +11,7 @@ import string
 from collections import Counter
 from typing import Any, Iterable, Mapping
 
+import numpy as np
 import pyarrow as pa
 
 from pipeline.stages.base import StageOutput
@@ -179,29 +180,39 @@ def duplicate_fractions(items: list[str]) -> tuple[float, float]:
     return ratio(duplicate_count, len(items)), ratio(duplicate_chars, total_chars)
 
 
-def top_ngram_char_frac(words: list[str], n: int, total_chars: int) -> float:
+def top_ngram_char_frac(words: list, n: int, total_chars: int, lengths: list[int] | None = None) -> float:
     """Return the share of word characters in the most frequent word n-gram, counted at every occurrence.
 
-    Characters are those of the words (spaces are not counted). When no n-gram occurs
-    twice the fraction is 0, because a document without repeats has no top n-gram to flag.
-    Ties in frequency go to the n-gram with the most characters.
+    `words` are strings or word ids; `lengths` gives each word's characters when ids are
+    passed. Characters are those of the words (spaces are not counted). When no n-gram
+    occurs twice the fraction is 0, because a document without repeats has no top n-gram
+    to flag. Ties in frequency go to the n-gram with the most characters.
     """
+    if lengths is None:
+        lengths = [len(word) for word in words]
     counts = Counter(zip(*(words[i:] for i in range(n))))
     if not counts:
         return 0.0
     top_count = max(counts.values())
     if top_count < 2:
         return 0.0
-    top_chars = max(sum(len(word) for word in gram) for gram, count in counts.items() if count == top_count)
+    first_start: dict[tuple, int] = {}
+    for start, gram in enumerate(zip(*(words[i:] for i in range(n)))):
+        if counts[gram] == top_count and gram not in first_start:
+            first_start[gram] = start
+    top_chars = max(sum(lengths[start:start + n]) for start in first_start.values())
     return ratio(top_count * top_chars, total_chars)
 
 
-def dup_ngram_char_frac(words: list[str], n: int, total_chars: int) -> float:
+def dup_ngram_char_frac(words: list, n: int, total_chars: int, lengths: list[int] | None = None) -> float:
     """Return the share of word characters inside word n-grams that occur more than once.
 
-    A word covered by several duplicated n-grams is counted once. One pass builds the
-    n-gram counts and one pass sweeps the covered span, so the cost is linear in words * n.
+    `words` are strings or word ids; `lengths` gives each word's characters when ids are
+    passed. A word covered by several duplicated n-grams is counted once. One pass builds
+    the n-gram counts and one pass sweeps the covered span, so the cost is linear in words * n.
     """
+    if lengths is None:
+        lengths = [len(word) for word in words]
     grams = list(zip(*(words[i:] for i in range(n))))
     if not grams:
         return 0.0
@@ -213,10 +224,58 @@ def dup_ngram_char_frac(words: list[str], n: int, total_chars: int) -> float:
     for start, gram in enumerate(grams):
         if counts[gram] < 2:
             continue
-        for index in range(max(start, covered_until), start + n):
-            covered_chars += len(words[index])
+        covered_chars += sum(lengths[max(start, covered_until):start + n])
         covered_until = start + n
     return ratio(covered_chars, total_chars)
+
+
+HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+HASH_STEP = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
+def ngram_fractions(ids: np.ndarray, lengths: np.ndarray, total_chars: int,
+                    top_ns, dup_ns) -> dict[str, float]:
+    """Return the top and duplicated n-gram character fractions for every size, vectorized.
+
+    Same definitions as `top_ngram_char_frac` and `dup_ngram_char_frac`, but each n-gram is
+    a 64-bit polynomial hash of its word ids, extended by one word per size, and counted
+    with `np.unique`. Two different n-grams share a hash with probability about 2**-64.
+    """
+    out: dict[str, float] = {}
+    words = len(ids)
+    max_n = max([*top_ns, *dup_ns], default=0)
+    prefix = np.concatenate(([0], np.cumsum(lengths)))
+    mixed = (ids + np.uint64(1)) * HASH_MULTIPLIER  # uint64 arithmetic wraps, as a hash should
+    hashes = mixed.copy()
+    for n in range(1, max_n + 1):
+        if n > 1:
+            hashes = hashes[:-1] * HASH_STEP + mixed[n - 1:]
+        if n not in top_ns and n not in dup_ns:
+            continue
+        if len(hashes) == 0:
+            counts = np.zeros(0, dtype=np.int64)
+        else:
+            _, inverse, unique_counts = np.unique(hashes, return_inverse=True, return_counts=True)
+            counts = unique_counts[inverse]
+        if n in top_ns:
+            top_count = int(counts.max()) if len(counts) else 0
+            if top_count < 2:
+                out[f"gopher_top_{n}gram_frac"] = 0.0
+            else:
+                starts = np.flatnonzero(counts == top_count)
+                top_chars = int((prefix[starts + n] - prefix[starts]).max())
+                out[f"gopher_top_{n}gram_frac"] = ratio(top_count * top_chars, total_chars)
+        if n in dup_ns:
+            starts = np.flatnonzero(counts >= 2)
+            if len(starts) == 0:
+                out[f"gopher_dup_{n}gram_frac"] = 0.0
+                continue
+            cover = np.zeros(words + 1, dtype=np.int64)
+            np.add.at(cover, starts, 1)
+            np.add.at(cover, starts + n, -1)
+            covered = np.cumsum(cover[:words]) > 0
+            out[f"gopher_dup_{n}gram_frac"] = ratio(int(lengths[covered].sum()), total_chars)
+    return out
 
 
 class GopherRepetition:
@@ -271,10 +330,15 @@ class GopherRepetition:
         }
         words = split_words(text)
         total_chars = sum(len(word) for word in words)
-        for n in self.top_n_grams:
-            m[f"gopher_top_{n}gram_frac"] = top_ngram_char_frac(words, n, total_chars)
-        for n in self.dup_n_grams:
-            m[f"gopher_dup_{n}gram_frac"] = dup_ngram_char_frac(words, n, total_chars)
+        vocabulary: dict[str, int] = {}
+        ids = [vocabulary.setdefault(word, len(vocabulary)) for word in words]
+        if len(vocabulary) == len(ids):
+            # No word repeats, so no n-gram of any size can.
+            m.update({f"gopher_top_{n}gram_frac": 0.0 for n in self.top_n_grams})
+            m.update({f"gopher_dup_{n}gram_frac": 0.0 for n in self.dup_n_grams})
+        else:
+            m.update(ngram_fractions(np.array(ids, dtype=np.uint64), np.array([len(w) for w in words], dtype=np.int64),
+                                     total_chars, self.top_n_grams, self.dup_n_grams))
         return m
 
     def reason(self, m: dict[str, float]) -> str | None:
