@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.config import ConfigError, dump_config
+from pipeline.progress import Progress
 from pipeline.readers.jsonl import JSONL_SUFFIXES
 from pipeline.process import process_file, write_json_atomic, write_parquet_atomic
 from pipeline.stages.base import StageStats, with_reason
@@ -236,16 +237,21 @@ def run_process_phase(run: RunDirectory, inputs: list[str], config: dict[str, An
         compute=ActorPoolStrategy(size=concurrency, max_tasks_in_flight_per_actor=1),
         num_cpus=1,
     )
-    done, failed = 0, 0
-    for row in results.iter_rows():
-        done += 1
-        result = json.loads(row["result"])
-        if result.get("failed"):
-            failed += 1
-            log.error("process: %s failed after %d attempts, recorded in stats.json: %s",
-                      result["path"], result["attempts"], result["errors"][-1])
-            continue
-        log.info("process: finished %d/%d %s (%d documents kept)", done, len(pending), result["path"], result["documents_kept"])
+    failed = 0
+    sizes = {path: os.path.getsize(path) for path, _ in pending}
+    with Progress("process", total_bytes=sum(sizes.values()), total_files=len(pending)) as progress:
+        for row in results.iter_rows():
+            result = json.loads(row["result"])
+            if result.get("failed"):
+                failed += 1
+                log.error("process: %s failed after %d attempts, recorded in stats.json: %s",
+                          result["path"], result["attempts"], result["errors"][-1])
+                progress.file_done(result["path"], documents=0, bytes_in=sizes.get(result["path"], 0), seconds=0.0, errors=1)
+                continue
+            read = result.get("read", {})
+            progress.file_done(result["path"], documents=read.get("documents", 0), bytes_in=sizes.get(result["path"], 0),
+                               seconds=result.get("seconds") or 0.0, errors=len(read.get("errors", [])))
+    log.info("%s", progress.summary())
     return {"files": len(inputs), "failed": failed}
 
 
