@@ -68,8 +68,24 @@ def browser(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def loaded_report(browser, report_run_dir, tmp_path_factory):  # noqa: F811
-    """Open the fixture run's report in the browser; return (driver, console messages, stats, screenshot path)."""
+def real_run_dir(tmp_path_factory, shared_data, ray_cluster) -> Path:
+    """A real `pipeline run` over the shared crawl files, report included."""
+    from pipeline.config import load_config
+    from pipeline.engine import run_pipeline
+
+    out = tmp_path_factory.mktemp("real-run") / "run"
+    run_pipeline([str(shared_data / "warc")], str(out), load_config())
+    return out
+
+
+@pytest.fixture(scope="module", params=["hand-built", "real"])
+def loaded_report(request, browser, tmp_path_factory):
+    """Open a run's report in the browser; return (driver, console messages, stats, screenshot path).
+
+    "hand-built" is the scored cc-text fixture of test_report_rundir; "real" is a real run
+    over the shared WARC files.
+    """
+    report_run_dir = request.getfixturevalue("report_run_dir" if request.param == "hand-built" else "real_run_dir")
     out = report_run_dir / "report.html"
     write_report(str(report_run_dir), str(out))
     browser.get_log("browser")  # drop messages from earlier pages
@@ -81,7 +97,8 @@ def loaded_report(browser, report_run_dir, tmp_path_factory):  # noqa: F811
     screenshot = tmp_path_factory.mktemp("screenshot") / "report.png"
     browser.save_screenshot(str(screenshot))
     if os.environ.get("REPORT_SCREENSHOT"):
-        shutil.copy(screenshot, os.environ["REPORT_SCREENSHOT"])
+        target = Path(os.environ["REPORT_SCREENSHOT"])
+        shutil.copy(screenshot, target.with_name(f"{target.stem}-{request.param}{target.suffix}"))
     stats = json.loads((report_run_dir / "stats.json").read_text())
     return browser, console, stats, screenshot
 

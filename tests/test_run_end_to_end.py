@@ -49,6 +49,7 @@ def test_stage_counts_add_up(run_dir):
         assert stage["documents_in"] - stage["documents_out"] == sum(stage["dropped"].values()), stage["stage"]
     for previous, current in zip(stages, stages[1:]):
         assert current["documents_in"] == previous["documents_out"], current["stage"]
+        assert current["bytes_in"] == previous["bytes_out"], current["stage"]
     assert stages[0]["documents_in"] == sum(info["records"] for info in stats["files"].values())
     assert stats["run"]["documents_kept"] == stages[-1]["documents_out"]
 

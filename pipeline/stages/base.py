@@ -74,10 +74,13 @@ class StageStats:
 
 
 def text_bytes(table: pa.Table) -> int:
-    if table.num_rows == 0 or "text" not in table.column_names:
-        return 0
-    lengths = pc.binary_length(table.column("text").cast(pa.binary()))
-    return int(pc.sum(lengths).as_py() or 0)
+    """UTF-8 bytes of `text`, plus the raw `html` bytes of rows not yet extracted."""
+    total = 0
+    for name in ("text", "html"):
+        if table.num_rows and name in table.column_names:
+            lengths = pc.binary_length(table.column(name).cast(pa.binary()))
+            total += int(pc.sum(lengths).as_py() or 0)
+    return total
 
 
 def with_reason(table: pa.Table, stage: str, reasons: list[str]) -> pa.Table:
