@@ -12,7 +12,7 @@ from datasketch import MinHash
 
 from pipeline.dedup import minhash
 from pipeline.dedup.minhash import band_keys, candidate_probability, jaccard, permutations, shingle_hash32, signatures
-from pipeline.dedup.shingles import hash_strings, normalize_text, text_shingles, unique_per_text
+from pipeline.dedup.shingles import hash_strings, ngram_hashes, normalize_text, text_shingles, unique_per_text
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +41,44 @@ def test_text_shingles_count_and_short_texts():
 def test_text_shingles_ignore_case_and_punctuation():
     shingles, offsets = text_shingles(pa.array(["One two, three four five six.", "one TWO three -- four five six"]), 5)
     assert shingles[offsets[0] : offsets[1]].tolist() == shingles[offsets[1] : offsets[2]].tolist()
+
+
+# Texts where raw tokens and normalized words differ: Unicode whitespace (NBSP, U+2003,
+# U+3000, U+0085), punctuation inside tokens, combining marks at a token start, trailing
+# whitespace, ASCII control characters and all-punctuation tokens.
+TRICKY_TEXTS = [
+    "Héllo,WORLD!\u00a0Ça-va?  end.Start \u2003x\u3000y\u0085z ",
+    " \u0301abc -- ΟΔΟΣ\tναι\x1fnai\x00 NUL\n",
+    "",
+    None,
+    "plain ascii words only here",
+    "ﬁn Å Ω 가 \U0001F600 smile :-) ",
+    "\u2028\u2029   ",
+    "tail-with-space ",
+]
+
+
+@pytest.mark.parametrize("ngram", [1, 2, 5])
+def test_text_shingles_match_python_split(ngram):
+    texts = pa.array(TRICKY_TEXTS)
+    word_lists = [text.split() for text in normalize_text(texts).to_pylist()]
+    word_hashes = hash_strings(pa.array([word for words in word_lists for word in words], pa.string()))
+    word_offsets = np.r_[0, np.cumsum([len(words) for words in word_lists])].astype(np.int64)
+    expected, expected_offsets = ngram_hashes(word_hashes, word_offsets, ngram)
+
+    shingles, offsets = text_shingles(texts, ngram)
+    assert offsets.tolist() == expected_offsets.tolist()
+    assert shingles.tolist() == expected.tolist()
+
+
+def test_text_shingles_same_for_large_string_and_slices():
+    shingles, offsets = text_shingles(pa.array(TRICKY_TEXTS), 2)
+    large_shingles, large_offsets = text_shingles(pa.array(TRICKY_TEXTS, pa.large_string()), 2)
+    assert large_shingles.tolist() == shingles.tolist()
+    assert large_offsets.tolist() == offsets.tolist()
+    sliced_shingles, sliced_offsets = text_shingles(pa.array(TRICKY_TEXTS).slice(1), 2)
+    assert sliced_shingles.tolist() == shingles[offsets[1] :].tolist()
+    assert (sliced_offsets + offsets[1]).tolist() == offsets[1:].tolist()
 
 
 def test_hash_strings_same_for_sliced_array():
