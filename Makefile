@@ -38,7 +38,6 @@ demo: setup
 		$(PY) -m pipeline fetch --crawl $(DEMO_CRAWL) --files $(DEMO_FILES) --max-bytes $(DEMO_MAX_BYTES) --seed 0 -o $(DEMO_FETCH_DIR) || exit 2; \
 	fi
 	$(PY) -m pipeline run $(or $(INPUT),$(DEMO_FETCH_DIR)) -o $(OUT)
-	$(PY) -m pipeline stats $(OUT)
 	$(PY) -m model.train --data $(OUT)/tokens -o $(OUT)/checkpoints -c configs/model-demo.yaml --max-steps $(DEMO_STEPS) --device cpu
 	$(PY) -m model.generate --checkpoint $(OUT)/checkpoints --prompt "The" --max-new-tokens 60
 

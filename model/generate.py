@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import torch
@@ -103,9 +104,30 @@ def main(argv: list[str] | None = None) -> int:
 
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)  # (1, T)
     out = generate(model, ids, args.max_new_tokens, args.temperature, args.top_p, generator)
-    print(tokenizer.decode(out[0].tolist()))
+    print(tokenizer.decode(until_eos(out[0].tolist(), len(prompt_ids), tokens["eos_id"])))
     return 0
 
 
+def until_eos(ids: list[int], prompt_length: int, eos_id: int) -> list[int]:
+    """Return the prompt (without a leading EOS) and the generated ids up to the first EOS."""
+    prompt = [token for token in ids[:prompt_length] if token != eos_id]
+    generated = ids[prompt_length:]
+    if eos_id in generated:
+        generated = generated[:generated.index(eos_id)]
+    return prompt + generated
+
+
+def run_cli() -> int:
+    """Run `main`, turning configuration and data errors into one `error:` line and exit status 2."""
+    from model.config import ConfigError
+    from model.data import ShardError
+
+    try:
+        return main()
+    except (ConfigError, ShardError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli())

@@ -458,6 +458,11 @@ def run_tokenize_phase(run: RunDirectory, inputs: list[str], config: dict[str, A
     return tokenize_phase(document_parts(run, inputs), str(run.tokens), config["tokenize"], str(work))
 
 
+def process_seconds(run: RunDirectory) -> float:
+    marker = run.state / "process.done"
+    return json.loads(marker.read_text(encoding="utf-8")).get("phase_seconds", 0.0) if marker.exists() else 0.0
+
+
 def merge_stats(run: RunDirectory, inputs: list[str], started: str) -> dict[str, Any]:
     """Sum the per-file stage counts and add the run-wide phases, in run order."""
     stages: dict[str, StageStats] = {}
@@ -503,7 +508,9 @@ def merge_stats(run: RunDirectory, inputs: list[str], started: str) -> dict[str,
             "inputs": inputs,
             "started": started,
             "finished": finished,
-            "seconds": round((datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds(), 3),
+            # Time spent in phases, so idle gaps between an interrupted run and its resume do not count.
+            "seconds": round(sum(phase_details[phase].get("phase_seconds", 0.0) for phase in phase_details)
+                             + process_seconds(run), 3),
             "documents_kept": documents_kept,
             "tokens": tokens.get("train_tokens", 0) + tokens.get("val_tokens", 0),
             "failed_files": failed,
@@ -548,6 +555,7 @@ def run_pipeline(inputs: list[str], run_dir: str, config: dict[str, Any], phase:
         log.info("%s: starting", name)
         phase_start = time.perf_counter()
         details = run_phase(name, run, inputs, config, started)
+        details = {**details, "phase_seconds": round(time.perf_counter() - phase_start, 3)}
         # Later phases read this phase's output, so their old markers no longer hold.
         later = PHASES[PHASES.index(name) + 1:]
         if later:

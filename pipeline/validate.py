@@ -25,7 +25,50 @@ def validate_run(config: dict[str, Any], inputs: list[str]) -> None:
     """Raise ConfigError for the first problem in `config` or `inputs` (the expanded file list)."""
     check_limits(config)
     check_model_files(config)
+    check_stage_settings(config)
+    check_run_wide_settings(config)
     check_inputs(inputs)
+
+
+def check_stage_settings(config: dict[str, Any]) -> None:
+    """Build every enabled stage once, so a bad stage option fails before any file is read.
+
+    Stages load their models lazily, so this costs no model load.
+    """
+    from pipeline.process import build_stages
+
+    try:
+        build_stages(config)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"invalid stage configuration: {error}; fix the key in your -c file") from error
+
+
+def check_run_wide_settings(config: dict[str, Any]) -> None:
+    """Check the dedup and tokenize sections with the same rules their phases apply."""
+    from pipeline.dedup.lines import resolve_config as resolve_lines
+    from pipeline.dedup.near import resolve_config as resolve_minhash
+
+    dedup = config.get("dedup", {})
+    try:
+        if dedup.get("minhash", {}).get("enabled"):
+            resolve_minhash(dedup["minhash"])
+        if dedup.get("lines", {}).get("enabled"):
+            resolve_lines(dedup["lines"])
+    except ValueError as error:
+        raise ConfigError(f"config: {error}") from error
+
+    tokenize = config.get("tokenize", {})
+    if not tokenize.get("enabled", True):
+        return
+    shard_tokens = tokenize.get("shard_tokens")
+    if shard_tokens is not None and shard_tokens < 1:
+        raise ConfigError(f"config key 'tokenize.shard_tokens' must be at least 1, got {shard_tokens!r}")
+    val_fraction = tokenize.get("val_fraction")
+    if val_fraction is not None and not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"config key 'tokenize.val_fraction' must be in [0, 1), got {val_fraction!r}; "
+                          "it is the share of documents held out for validation")
 
 
 def check_limits(config: dict[str, Any]) -> None:

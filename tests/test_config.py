@@ -1,5 +1,7 @@
 """Configuration loading: defaults, overrides and errors that name the key."""
 
+import re
+
 import pytest
 
 from pipeline.config import ConfigError, load_config
@@ -49,3 +51,30 @@ def test_folder_and_glob_inputs(shared_data):
     files = expand_inputs([str(shared_data / "warc"), str(shared_data / "warc" / "*.warc.gz")])
     assert len(files) == 10
     assert files == sorted(files)
+
+
+@pytest.mark.parametrize("overrides,key", [
+    ({"tokenize": {"shard_tokens": -5}}, "tokenize.shard_tokens"),
+    ({"tokenize": {"val_fraction": 1.5}}, "tokenize.val_fraction"),
+    ({"dedup": {"minhash": {"bands": 32}}}, "bands * rows"),
+    ({"classifiers": {"models": [{"path": "pipeline/models/quality-en.ftz", "lable": "__label__hq",
+                                  "column": "q", "min_score": 0.1}]}}, "lable"),
+])
+def test_run_wide_settings_checked_before_work(shared_data, overrides, key):
+    from pipeline.validate import validate_run
+
+    config = load_config(overrides=overrides)
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        validate_run(config, expand_inputs([str(shared_data / "warc" / "wget-crawl-en-0001.warc.gz")]))
+
+
+def test_output_path_that_is_a_file(tmp_path, shared_data):
+    import subprocess
+    import sys
+
+    target = tmp_path / "afile"
+    target.write_text("")
+    result = subprocess.run([sys.executable, "-m", "pipeline", "run", str(shared_data / "warc" / "wget-crawl-en-0001.warc.gz"),
+                             "-o", str(target)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "is a file" in result.stderr

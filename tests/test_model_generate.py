@@ -114,3 +114,10 @@ def test_generate_command_end_to_end(tmp_path, capsys):
     assert first.startswith("Hello world")
     assert len(first) > len("Hello world\n")
     assert first == second
+
+
+def test_until_eos_cuts_at_first_eos():
+    from model.generate import until_eos
+
+    assert until_eos([50256, 10, 11, 12, 50256, 13], prompt_length=2, eos_id=50256) == [10, 11, 12]
+    assert until_eos([10, 11, 12], prompt_length=1, eos_id=50256) == [10, 11, 12]

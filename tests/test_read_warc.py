@@ -102,3 +102,10 @@ def test_every_record_accounted_for(shared_data, name):
         reference = sum(1 for _ in ArchiveIterator(stream))
     assert stats.records == reference
     assert stats.records == stats.documents + sum(Counter(stats.skipped).values())
+
+
+def test_angle_brackets_stripped_from_target_uri(shared_data):
+    candidates, _ = read_all(shared_data / "warc" / "wget-crawl-en-0000.warc.gz")
+    urls = [c.url for c in candidates if c.reason is None]
+    assert urls
+    assert all(url.startswith("http") and not url.endswith(">") for url in urls)

@@ -28,12 +28,19 @@ CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 BOLD, RED, GREEN, RESET = "\x1b[1m", "\x1b[31m", "\x1b[32m", "\x1b[0m"
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory written by `pipeline run`")
-    parser.add_argument("--reason", help="only documents rejected for this reason, like min_doc_words")
+    parser.add_argument("--reason", help="only documents rejected for this reason, like gopher_min_words (see `stats RUN_DIR`)")
     parser.add_argument("--stage", help="only documents rejected by this stage, like gopher_quality")
     parser.add_argument("--kept", action="store_true", help="only kept documents (documents/)")
-    parser.add_argument("-n", type=int, default=5, metavar="N", help="number of documents to show (default 5)")
+    parser.add_argument("-n", type=positive_int, default=5, metavar="N", help="number of documents to show (default 5)")
     parser.add_argument("--url", metavar="PATTERN",
                         help="only documents whose URL matches PATTERN, a regular expression; "
                              "an invalid regular expression matches as a plain substring")

@@ -335,7 +335,7 @@ class WarcReader:
 
         candidate = Candidate(
             id=headers.get("WARC-Record-ID", "") or "",
-            url=headers.get("WARC-Target-URI", "") or "",
+            url=clean_uri(headers.get("WARC-Target-URI", "")),
             date=headers.get("WARC-Date", "") or "",
             source_file=source_file,
             source_offset=int(record.stream_pos),
@@ -369,7 +369,7 @@ class WarcReader:
         body = record.reader.read(self.max_body_bytes + 1)
         candidate = Candidate(
             id=headers.get("WARC-Record-ID", "") or "",
-            url=headers.get("WARC-Target-URI", "") or "",
+            url=clean_uri(headers.get("WARC-Target-URI", "")),
             date=headers.get("WARC-Date", "") or "",
             source_file=source_file,
             source_offset=int(record.stream_pos),
@@ -444,7 +444,7 @@ class WarcReader:
         record_id = f"<urn:arc:{Path(source_file).name}:>"
         candidate = Candidate(
             id=record_id,
-            url=headers.get_header("WARC-Target-URI") or "",
+            url=clean_uri(headers.get_header("WARC-Target-URI")),
             date=headers.get_header("WARC-Date") or "",
             source_file=source_file,
             source_offset=-1,
@@ -480,6 +480,14 @@ class WarcReader:
         if candidate.truncated:
             stats.truncated += 1
         return candidate
+
+
+def clean_uri(value: str | None) -> str:
+    """Return a WARC-Target-URI without surrounding whitespace or the angle brackets WARC/1.0 writers such as wget add."""
+    value = (value or "").strip()
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1].strip()
+    return value
 
 
 def charset_from_content_type(content_type: str | None) -> str | None:
