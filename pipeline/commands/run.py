@@ -11,11 +11,11 @@ from pipeline.engine import PHASES, run_pipeline
 from pipeline.stats_table import format_stats
 
 NAME = "run"
-HELP = "run the pipeline on WARC/WET/ARC files, folders or globs into RUN_DIR (resumes a finished or interrupted run)"
+HELP = "run the pipeline on WARC/WET/ARC/JSONL files, folders or globs into RUN_DIR (resumes a finished or interrupted run)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="WARC, WET or ARC files, folders or globs")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="WARC, WET, ARC or JSONL files, folders or globs")
     parser.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run directory to write or resume")
     parser.add_argument("-c", "--config", metavar="CONFIG.yaml", help="overrides of configs/default.yaml")
     parser.add_argument("--phase", choices=PHASES, help="run only this phase (earlier phases must be done)")
