@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.tokenize.shards import ShardWriter, document_order, val_mask
@@ -179,12 +180,9 @@ def encode_part(part: str, spec: dict, prefix: str) -> dict:
         parquet = pq.ParquetFile(part)
         for batch in parquet.iter_batches(batch_size=ENCODE_BATCH_DOCUMENTS, columns=["id", "text"]):
             texts = [text or "" for text in batch.column("text").to_pylist()]
-            bytes_in += sum(len(text.encode("utf-8")) for text in texts)
-            flat = []
-            for document in tokenizer.encode_batch(texts):
-                flat.extend(document)
-                flat.append(tokenizer.eos_id)
-                lengths.append(len(document) + 1)
+            bytes_in += int(pc.sum(pc.binary_length(batch.column("text"))).as_py() or 0)
+            flat, batch_lengths = tokenizer.encode_flat(texts, tokenizer.eos_id)
+            lengths.extend(batch_lengths)
             write_ids(handle, flat, dtype, part)
             ids.extend(str(doc_id) for doc_id in batch.column("id").to_pylist())
     os.replace(f"{tokens_path}.tmp", tokens_path)
@@ -199,7 +197,7 @@ def encode_part(part: str, spec: dict, prefix: str) -> dict:
     return result
 
 
-def write_ids(handle, flat: list[int], dtype: np.dtype, part: str) -> None:
+def write_ids(handle, flat: np.ndarray, dtype: np.dtype, part: str) -> None:
     """Write ids as `dtype`, raising instead of truncating an id that does not fit."""
     array = np.asarray(flat, dtype=np.int64)
     if array.size and int(array.max()) > np.iinfo(dtype).max:

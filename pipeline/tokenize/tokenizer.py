@@ -61,6 +61,23 @@ class Tokenizer:
             return [encoding.ids for encoding in self._hf.encode_batch_fast(texts, add_special_tokens=False)]
         return [self._hf.encode(text, add_special_tokens=False).ids for text in texts]
 
+    def encode_flat(self, texts: list[str], eos_id: int) -> tuple[np.ndarray, list[int]]:
+        """Encode texts as ordinary text into one int64 array with `eos_id` after each; return it and the lengths.
+
+        With tiktoken, ids go straight from its buffer into NumPy, skipping the Python list
+        of ints that `encode_batch` builds; an empty `allowed_special` set and no disallowed
+        set make special-token strings ordinary text, as in `encode_batch`.
+        """
+        if self._tiktoken is None:
+            pieces = [np.asarray(document, dtype=np.int64) for document in self.encode_batch(texts)]
+        else:
+            encode = self._tiktoken.encode_to_numpy
+            pieces = [encode(text, allowed_special=set(), disallowed_special=()) for text in texts]
+        eos = np.array([eos_id], dtype=np.int64)
+        lengths = [len(piece) + 1 for piece in pieces]
+        flat = np.concatenate([part for piece in pieces for part in (piece.astype(np.int64), eos)]) if pieces else np.empty(0, np.int64)
+        return flat, lengths
+
     def decode(self, ids) -> str:
         """Decode ids to text; invalid UTF-8 (a split multi-byte character) becomes U+FFFD."""
         ids = [int(token_id) for token_id in ids]
