@@ -247,3 +247,17 @@ def test_trained_bpe_tiktoken_matches_tokenizers(trained_500, data):
     assert fast.encode_batch(texts) == reference.encode_batch(texts)
     assert fast.eos_id == 0
     assert fast.decode(fast.encode_batch(texts)[1]) == texts[1]
+
+
+def test_encode_flat_equals_encode_batch():
+    from pipeline.tokenize import load_tokenizer
+
+    tokenizer = load_tokenizer({"tokenizer": "gpt2"})
+    texts = ["Hello world.", "", "A literal <|endoftext|> stays text.", "Ünïcödé ✓ 日本語"]
+    flat, lengths = tokenizer.encode_flat(texts, tokenizer.eos_id)
+    expected = []
+    for document in tokenizer.encode_batch(texts):
+        expected += document + [tokenizer.eos_id]
+    assert flat.tolist() == expected
+    assert lengths == [len(document) + 1 for document in tokenizer.encode_batch(texts)]
+    assert flat.tolist().count(tokenizer.eos_id) == len(texts)
