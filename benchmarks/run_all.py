@@ -38,7 +38,7 @@ OWN_BENCHMARKS = {
 PEER_SCRIPTS = {
     "train_cpu": [],
     "dedup_bench": ["--sizes", "10000", "--throughput-docs", "1000", "--json", "bench-results/dedup_bench.json"],
-    "tokenize_bench": ["--repeat", "1", "--rounds", "3", "-o", "docs/benchmarks-tokenize.md"],
+    "tokenize_bench": ["--repeat", "8", "--rounds", "3", "-o", "docs/benchmarks-tokenize.md"],
     "eval_classifiers": [],
 }
 
