@@ -192,6 +192,12 @@ def report(result: dict, command: str) -> str:
         lines.append(f"| tokenize phase, Ray with {label}: whole phase (tasks, ordering, shards, manifest) | {total_rate:.2f} | {total_rate / tiktoken_rate:.2f} |")
     lines += [
         "",
+        "The bare tiktoken rows time `encode_ordinary_batch`, which returns Python lists of ints. The",
+        "phase calls tiktoken's `encode_to_numpy` per document instead, which copies the ids from",
+        "tiktoken's buffer straight into NumPy; that is why the phase's encoding tasks can run faster",
+        "than the bare rows. With the list path the phase reached 0.79 of bare tiktoken on 27.8 MB",
+        "of text on 2026-12-04.",
+        "",
         "The phase figures include reading Parquet, Ray task start-up and writing the per-part ids; the",
         "whole-phase figures also include ordering and writing the shards. The 2-CPU rows divide by two",
         "cores, so when the load average exceeds the core count they show contention, not the phase's scaling.",
