@@ -369,7 +369,7 @@ def load_dedup_results(run: RunDirectory) -> tuple[dict[str, str], dict[str, tup
     return exact, near
 
 
-def run_write_phase(run: RunDirectory, inputs: list[str]) -> dict[str, Any]:
+def run_write_phase(run: RunDirectory, inputs: list[str], config: dict[str, Any]) -> dict[str, Any]:
     """Write documents/<key>.parquet and rejected/<key>.parquet for every input file."""
     # NOTE: the dedup decisions are loaded into the driver as dicts keyed by document id;
     # that holds tens of millions of ids in memory, not billions.
@@ -380,7 +380,8 @@ def run_write_phase(run: RunDirectory, inputs: list[str]) -> dict[str, Any]:
     exact, near = load_dedup_results(run)
     stats = StageStats(stage="dedup")
     hashes_path = run.dedup / "lines" / LINE_HASHES_FILE
-    line_stage = LineDedup(str(hashes_path), load_line_settings(run)) if hashes_path.exists() else None
+    min_words_after = int(config["dedup"]["lines"]["min_words_after"])
+    line_stage = LineDedup(str(hashes_path), min_words_after) if hashes_path.exists() else None
     line_stats = StageStats(stage="line_dedup")
     for path in inputs:
         key = input_key(path)
@@ -405,14 +406,6 @@ def run_write_phase(run: RunDirectory, inputs: list[str]) -> dict[str, Any]:
     stats.seconds = time.perf_counter() - start - line_stats.seconds
     stages = [stats.to_dict()] + ([line_stats.to_dict()] if line_stage is not None else [])
     return {"stages": stages}
-
-
-def load_line_settings(run: RunDirectory) -> int:
-    """Return dedup.lines.min_words_after from the run's config.yaml."""
-    import yaml
-
-    config = yaml.safe_load((run.root / "config.yaml").read_text(encoding="utf-8"))
-    return int(config["dedup"]["lines"]["min_words_after"])
 
 
 def apply_dedup(table: pa.Table, exact: dict[str, str], near: dict[str, tuple[str, bool]], stats: StageStats):
@@ -583,7 +576,7 @@ def run_phase(name: str, run: RunDirectory, inputs: list[str], config: dict[str,
     if name == "dedup":
         return run_dedup_phase(run, inputs, config)
     if name == "write":
-        return run_write_phase(run, inputs)
+        return run_write_phase(run, inputs, config)
     if name == "tokenize":
         if not config["tokenize"]["enabled"]:
             return {}

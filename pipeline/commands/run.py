@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.cli import positive_int
 from pipeline.config import ConfigError, load_config
 from pipeline.engine import PHASES, run_pipeline
 from pipeline.stats_table import format_stats
@@ -22,12 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", metavar="RAY_ADDRESS", help="join this Ray cluster instead of starting a local one")
     parser.add_argument("--num-cpus", type=positive_int, metavar="N", help="CPUs of the local Ray cluster (default: all)")
 
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def main(args: argparse.Namespace) -> int:
