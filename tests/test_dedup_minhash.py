@@ -11,6 +11,7 @@ import pytest
 from datasketch import MinHash
 
 from pipeline.dedup import minhash
+from pipeline.dedup import shingles as shingles_module
 from pipeline.dedup.minhash import band_keys, candidate_probability, jaccard, permutations, shingle_hash32, signatures
 from pipeline.dedup.shingles import hash_strings, ngram_hashes, normalize_text, text_shingles, unique_per_text
 
@@ -88,6 +89,41 @@ def test_hash_strings_same_for_sliced_array():
     assert full[0] != full[2]
     assert hash_strings(strings.slice(2)).tolist() == full[2:].tolist()
 
+
+
+def reference_string_hash(value: bytes) -> int:
+    """Hash bytes as `hash_strings` does, with Python integers and Horner's rule."""
+    if not value:
+        return int(shingles_module.EMPTY_STRING_HASH)
+    mask = (1 << 64) - 1
+    polynomial = 0
+    for byte in value:
+        polynomial = (polynomial * int(shingles_module.BYTE_MULTIPLIER) + byte) & mask
+    mixed = polynomial ^ ((len(value) * int(shingles_module.LENGTH_MULTIPLIER)) & mask)
+    return int(shingles_module.fmix64(np.array([mixed], dtype=np.uint64))[0])
+
+
+def test_hash_strings_matches_reference():
+    values = ["", "a", "hello", "naïve café", "x" * 300, "日本語のテキスト"]
+    expected = [reference_string_hash(value.encode()) for value in values]
+    assert hash_strings(pa.array(values)).tolist() == expected
+
+
+def test_hash_byte_ranges_unordered_overlapping():
+    data = np.frombuffer(b"the quick brown fox jumps", dtype=np.uint8)
+    starts = np.array([10, 4, 0, 4, 6, 3], dtype=np.int64)
+    sizes = np.array([5, 5, 3, 9, 0, 12], dtype=np.int64)
+    expected = [reference_string_hash(data[s : s + n].tobytes()) for s, n in zip(starts, sizes)]
+    assert shingles_module.hash_byte_ranges(data, starts, sizes).tolist() == expected
+
+
+def test_hash_strings_uncached_power_tables(monkeypatch):
+    strings = pa.array(["a" * 40, "b" * 200, "word", ""])
+    cached = hash_strings(strings)
+    monkeypatch.setattr(shingles_module, "MAX_CACHED_POWERS", 16)
+    monkeypatch.setattr(shingles_module, "_POWERS", {})
+    assert hash_strings(strings).tolist() == cached.tolist()
+    assert shingles_module._POWERS == {}
 
 def test_permutations_match_datasketch():
     a, b = permutations(128, 7)

