@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 import torch
+
+from model.data import ShardError
 
 from model.checkpoint import checkpoint_path, load_checkpoint
 from model.config import config_from_dict
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     path = checkpoint_path(args.checkpoint) if args.checkpoint.is_dir() else args.checkpoint
     if not path.is_file():
-        raise SystemExit(f"checkpoint not found: {path}; pass the -o directory of python -m model.train")
+        raise ShardError(f"checkpoint not found: {path}; pass the -o directory of python -m model.train")
 
     device = resolve_device(args.device)
     model, tokens = load_model(path, device)
@@ -117,17 +118,7 @@ def until_eos(ids: list[int], prompt_length: int, eos_id: int) -> list[int]:
     return prompt + generated
 
 
-def run_cli() -> int:
-    """Run `main`, turning configuration and data errors into one `error:` line and exit status 2."""
-    from model.config import ConfigError
-    from model.data import ShardError
-
-    try:
-        return main()
-    except (ConfigError, ShardError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
 if __name__ == "__main__":
-    raise SystemExit(run_cli())
+    from model.cli import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -9,7 +9,6 @@ import argparse
 import contextlib
 import logging
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,17 +312,7 @@ def _save(run: Run) -> None:
     })
 
 
-def run_cli() -> int:
-    """Run `main`, turning configuration and data errors into one `error:` line and exit status 2."""
-    from model.config import ConfigError
-    from model.data import ShardError
-
-    try:
-        return main()
-    except (ConfigError, ShardError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
 if __name__ == "__main__":
-    raise SystemExit(run_cli())
+    from model.cli import run_cli
+
+    raise SystemExit(run_cli(main))

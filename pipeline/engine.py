@@ -48,7 +48,7 @@ def expand_inputs(inputs: list[str]) -> list[str]:
             if path.is_dir():
                 files = [p for p in sorted(path.rglob("*")) if p.is_file() and p.name.lower().endswith(ARCHIVE_SUFFIXES)]
                 if not files:
-                    raise ConfigError(f"input folder {path} holds no WARC, WET, ARC or JSONL files ({', '.join(ARCHIVE_SUFFIXES)})")
+                    raise ConfigError(f"input folder {path} contains no WARC, WET, ARC or JSONL files ({', '.join(ARCHIVE_SUFFIXES)})")
                 found.update(str(p.resolve()) for p in files)
             elif path.is_file():
                 if not os.access(path, os.R_OK):
@@ -60,7 +60,7 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 
 def input_key(path: str) -> str:
-    """A file name for an input's outputs: a hash of its path, never text from the archive."""
+    """Return the file name stem for an input's outputs: a hash of its path, never text from the archive."""
     return hashlib.sha1(path.encode("utf-8")).hexdigest()[:16]
 
 
@@ -371,8 +371,8 @@ def load_dedup_results(run: RunDirectory) -> tuple[dict[str, str], dict[str, tup
 
 def run_write_phase(run: RunDirectory, inputs: list[str], config: dict[str, Any]) -> dict[str, Any]:
     """Write documents/<key>.parquet and rejected/<key>.parquet for every input file."""
-    # NOTE: the dedup decisions are loaded into the driver as dicts keyed by document id;
-    # that holds tens of millions of ids in memory, not billions.
+    # NOTE: the dedup decisions are loaded into the driver as dicts keyed by document id,
+    # which fits tens of millions of ids in memory, not billions.
     from pipeline.dedup.lines import LINE_HASHES_FILE, LineDedup
     from pipeline.stages.base import apply_stage
 

@@ -161,7 +161,7 @@ def test_crashing_file_recorded_as_failed(tmp_path, inputs, fault_config, ray_tm
     process = start_run(inputs, out, fault_config, ray_tmpdir, tmp_path, "crash")
     _, stderr = process.communicate(timeout=RUN_TIMEOUT_S)
 
-    # The run finishes and writes every output, then exits 1 so a scheduler sees the loss.
+    # The run finishes and writes every output, then exits 1 so a scheduler detects the lost file.
     assert process.returncode == 1, stderr[-3000:]
     assert "1 input file(s) failed after retries" in stderr
     failed = file_stats(out, FAULT_FILE)
