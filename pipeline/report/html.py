@@ -10,7 +10,6 @@ import datetime
 import html
 import logging
 import os
-from collections import Counter
 from pathlib import Path
 
 from pipeline.report import plots, rundir, signals
