@@ -17,7 +17,7 @@ def read_all(path):
 
 
 def warcio_html_200(path):
-    """(record id, url) of every HTTP 200 HTML response, as warcio sees them."""
+    """(record id, url) of every HTTP 200 HTML response, as warcio reads them."""
     found = []
     with open(path, "rb") as stream:
         for record in ArchiveIterator(stream):

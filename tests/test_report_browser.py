@@ -118,7 +118,8 @@ def test_report_every_plot_drawn(loaded_report):
     assert EXPECTED_PLOTS <= names
     for name, complete, width, height, source_length in images:
         assert complete, name
-        assert width > 100 and height > 100, name
+        assert width > 100, name
+        assert height > 100, name
         assert source_length > 2000, name
 
 

@@ -1,8 +1,8 @@
 """A hand-built run directory from real crawl text, and tests of the readers the report and `inspect` use.
 
 `build_run_dir` writes stats.json, config.yaml, documents/, rejected/ and tokens/ in the
-documented formats. It is the one function to replace with a real `pipeline run` once the
-engine produces runs; every report and inspect test gets its run through `report_run_dir`.
+documented formats, with scores computed by hand. Every report and inspect test gets this
+run through `report_run_dir`. The browser tests also render the report of a real run.
 """
 
 from __future__ import annotations

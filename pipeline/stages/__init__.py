@@ -1,1 +1,1 @@
-"""Document stages: each takes an Arrow batch of documents, tags it, and says what to drop."""
+"""Document stages: each takes an Arrow batch of documents, tags it, and returns a drop reason per row."""

@@ -65,7 +65,7 @@ class Tokenizer:
         """Encode texts as ordinary text into one int64 array with `eos_id` after each; return it and the lengths.
 
         With tiktoken, ids go straight from its buffer into NumPy, skipping the Python list
-        of ints that `encode_batch` builds; an empty `allowed_special` set and no disallowed
+        of ints that `encode_batch` builds. An empty `allowed_special` set and no disallowed
         set make special-token strings ordinary text, as in `encode_batch`.
         """
         if self._tiktoken is None:
